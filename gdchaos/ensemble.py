@@ -1,0 +1,223 @@
+r"""Ensembles of training trajectories: (η, ε, ic, member) in one compiled program.
+
+For each learning rate η, perturbation size ε and initial condition θ₀⁽ⁱ⁾ the
+ensemble holds the reference trajectory (member 0) and ``n_perturb`` trajectories
+started in the ε-box around it. All of them advance together: members, initial
+conditions, ε and η are ``vmap`` axes, time is a ``lax.scan`` run in chunks (one
+compilation, a progress bar between chunks, observables copied to host once per
+chunk).
+
+Recorded per step t = 0..T−1 (at θ_t, before update t):
+    distance  d_j(t) = dist(θ_t⁽ʲ⁾, θ_t⁽⁰⁾), 0 for the reference;
+    loss      L(θ_t⁽ʲ⁾) on the training batch of update t;
+    one array per ``observe`` output (e.g. test accuracy).
+
+A member whose update gives a non-finite loss, gradient or parameter is flagged
+``diverged`` (with the step), frozen, and its later records are NaN; when the
+reference diverges, all distances of its group are NaN. NaNs never enter means.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from gdchaos.errors import check
+from gdchaos.maps import TrainingMap
+from gdchaos.perturb import DISTANCES, box
+
+AXES = ("eta", "eps", "ic", "member", "step")
+"""Axis order of every per-step record."""
+
+
+class EnsembleResult(NamedTuple):
+    """Host arrays of one ensemble run.
+
+    Attributes:
+        eta: ``(n_eta,)`` learning rates.
+        eps: ``(n_eps,)`` perturbation sizes.
+        records: name -> ``(n_eta, n_eps, n_ic, n_perturb + 1, steps)`` float32 array;
+            always ``distance`` and ``loss``, plus every ``observe`` output.
+        diverged: ``(n_eta, n_eps, n_ic, n_perturb + 1)`` bool.
+        diverged_at: same shape, int; the update that diverged, −1 if none.
+        compile_seconds: time to trace and compile the chunked step.
+        run_seconds: time of all chunks after compilation.
+    """
+
+    eta: np.ndarray
+    eps: np.ndarray
+    records: dict[str, np.ndarray]
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    compile_seconds: float
+    run_seconds: float
+
+
+class _Carry(NamedTuple):
+    state: object
+    dead: jax.Array
+    dead_at: jax.Array
+
+
+def _member_where(mask, new, old):
+    def pick(n, o):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - mask.ndim)), n, o)
+
+    return jax.tree.map(pick, new, old)
+
+
+def _group_step(tmap: TrainingMap, observe, distance):
+    """One update of one (η, ε, ic) group: members advance, observables are recorded."""
+    member_step = jax.vmap(tmap.step, in_axes=(0, None))
+
+    def step(carry: _Carry, hyper):
+        state, dead, dead_at = carry
+        params = state.params
+        reference = jax.tree.map(lambda a: a[0], params)
+        dist = jax.vmap(distance, in_axes=(0, None))(params, reference)
+        new_state, info = member_step(state, hyper)
+        record = {"distance": jnp.where(dead[0], jnp.nan, dist), "loss": info.loss}
+        if observe is not None:
+            record.update(jax.vmap(observe)(params))
+        record = {k: jnp.where(dead, jnp.nan, v).astype(jnp.float32) for k, v in record.items()}
+        newly = info.diverged & ~dead
+        dead_now = dead | info.diverged
+        keep_old = dead_now
+        new_state = new_state._replace(
+            params=_member_where(keep_old, state.params, new_state.params),
+            opt_state=_member_where(keep_old, state.opt_state, new_state.opt_state),
+        )
+        dead_at = jnp.where(newly, state.count, dead_at)
+        return _Carry(new_state, dead_now, dead_at), record
+
+    return step
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_advance(tmap: TrainingMap, observe, distance_name: str, length: int):
+    step = _group_step(tmap, observe, DISTANCES[distance_name])
+    inner = jax.vmap(jax.vmap(step, in_axes=(0, None)), in_axes=(0, None))  # eps, ic
+    batched = jax.vmap(inner, in_axes=(0, 0))  # eta
+
+    def advance(carry, hyper):
+        return jax.lax.scan(lambda c, _: batched(c, hyper), carry, None, length=length)
+
+    return jax.jit(advance, donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, include_bias: bool):
+    def init(key, eta, eps):
+        k_ic, k_perturb, k_batch = jax.random.split(key, 3)
+        params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
+        perturb_keys = jax.random.split(k_perturb, n_ic)
+        batch_keys = jax.random.split(k_batch, n_ic)
+
+        def group(e, k_p, k_b, p):
+            members = box(k_p, p, e, n_perturb, include_bias)
+            return jax.vmap(tmap.init, in_axes=(0, None))(members, k_b)
+
+        per_eps = jax.vmap(jax.vmap(group, in_axes=(None, 0, 0, 0)), in_axes=(0, None, None, None))
+        state = jax.vmap(lambda _: per_eps(eps, perturb_keys, batch_keys, params))(eta)
+        shape = (eta.shape[0], eps.shape[0], n_ic, n_perturb + 1)
+        return _Carry(state, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32))
+
+    return jax.jit(init)
+
+
+def run(
+    tmap: TrainingMap,
+    init_params: Callable[[jax.Array], object],
+    *,
+    eta,
+    eps,
+    n_ic: int,
+    n_perturb: int,
+    steps: int,
+    key: jax.Array,
+    observe: Callable | None = None,
+    hyper: dict | None = None,
+    include_bias: bool = False,
+    distance: str = "l1",
+    chunk: int = 100,
+    progress: bool = True,
+) -> EnsembleResult:
+    """Run the (η, ε, ic, member) ensemble of ``tmap`` for ``steps`` updates.
+
+    Args:
+        tmap: training map; ``hyper["learning_rate"]`` is set to each η.
+        init_params: ``init_params(key) -> params`` draws one initial condition.
+        eta: learning rates, shape ``(n_eta,)``.
+        eps: perturbation sizes, shape ``(n_eps,)``.
+        n_ic: initial conditions per (η, ε); the same draws are used for every η and ε.
+        n_perturb: perturbed members per initial condition (member 0 is the reference).
+        steps: number of updates T.
+        key: PRNG key for initial conditions, perturbations and mini-batches.
+        observe: ``observe(params) -> {name: scalar}`` recorded every step (e.g. test accuracy).
+        hyper: further fixed hyperparameters (e.g. ``{"l2": 1e-3}``).
+        include_bias: perturb biases too.
+        distance: ``"l1"`` (default, as in the papers) or ``"l2"``.
+        chunk: steps per compiled scan; the progress bar advances per chunk.
+        progress: show a progress bar.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from gdchaos import data, models, maps, losses
+        >>> ds = data.iris()
+        >>> net = models.mlp((4, 10, 3))
+        >>> tmap = maps.gd(maps.supervised_loss(net.apply, losses.cross_entropy), ds.x_train, ds.y_train)
+        >>> res = run(tmap, net.init, eta=[0.1, 1.0], eps=[1e-3], n_ic=2, n_perturb=3,
+        ...           steps=20, key=jax.random.key(0), progress=False)
+        >>> res.records["distance"].shape
+        (2, 1, 2, 4, 20)
+    """
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    check(eta.size > 0, "the eta grid is empty; give at least one learning rate, e.g. eta=0.1")
+    check(bool(np.all(eta > 0)), f"learning rates must be > 0; got {eta.tolist()}")
+    check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
+    check(n_ic >= 1, f"n_ic must be >= 1; got {n_ic}")
+    check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
+    check(steps >= 1, f"steps must be >= 1; got {steps}")
+    check(chunk >= 1, f"chunk must be >= 1; got {chunk}")
+    check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+
+    dtype = jnp.result_type(float)
+    eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
+    carry = _compiled_init(tmap, init_params, n_ic, n_perturb, include_bias)(key, eta_dev, eps_dev)
+    fixed = {k: jnp.broadcast_to(jnp.asarray(v, dtype), eta.shape) for k, v in (hyper or {}).items()}
+    hyper_dev = {**fixed, "learning_rate": eta_dev}
+
+    chunk = min(chunk, steps)
+    lengths = [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
+    compile_seconds = 0.0
+    compiled = {}
+    for length in sorted(set(lengths)):
+        t0 = time.perf_counter()
+        compiled[length] = _compiled_advance(tmap, observe, distance, length).lower(carry, hyper_dev).compile()
+        compile_seconds += time.perf_counter() - t0
+
+    pieces: list[dict[str, np.ndarray]] = []
+    t0 = time.perf_counter()
+    with tqdm(total=steps, desc="training ensemble", unit="step", disable=not progress) as bar:
+        for length in lengths:
+            carry, rec = compiled[length](carry, hyper_dev)
+            pieces.append(jax.device_get(rec))
+            bar.update(length)
+    run_seconds = time.perf_counter() - t0
+    records = {k: np.moveaxis(np.concatenate([p[k] for p in pieces]), 0, -1) for k in pieces[0]}
+    return EnsembleResult(
+        eta=eta,
+        eps=eps,
+        records=records,
+        diverged=np.asarray(carry.dead),
+        diverged_at=np.asarray(carry.dead_at),
+        compile_seconds=compile_seconds,
+        run_seconds=run_seconds,
+    )

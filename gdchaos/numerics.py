@@ -1,0 +1,87 @@
+"""Precision policy and run provenance.
+
+Finite-ε perturbations below the resolution of the weight dtype round away: with
+N(0, 1) weights, ε = 1e-8 leaves most float32 entries unchanged (float32 spacing
+near 1 is 1.2e-7). The finite-ε method therefore runs in float64 whenever ε is
+below :data:`FLOAT64_EPS_THRESHOLD`. float64 must be switched on before any array
+is created (``enable_float64``). TPUs have no float64; the tangent method (ε → 0,
+exact, float32-safe) is the path there.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+import jax
+import jax.numpy as jnp
+
+from gdchaos.errors import PrecisionError
+
+FLOAT64_EPS_THRESHOLD = 1e-4
+"""ε below this needs float64 for the finite-ε method."""
+
+
+def needs_float64(eps) -> bool:
+    """Whether a finite-ε perturbation of size ``eps`` (scalar or sequence) needs float64."""
+    values = eps if isinstance(eps, (list, tuple)) else [eps]
+    return min(float(e) for e in values) < FLOAT64_EPS_THRESHOLD
+
+
+def float64_enabled() -> bool:
+    """Whether JAX creates float64 arrays by default (``jax_enable_x64``)."""
+    return bool(jax.config.jax_enable_x64)
+
+
+def enable_float64() -> None:
+    """Switch JAX to float64, or raise :class:`PrecisionError` where unsupported.
+
+    Call before creating any array: arrays made earlier stay float32.
+    """
+    if jax.default_backend() == "tpu":
+        raise PrecisionError(
+            "float64 is unavailable on TPU, and the finite-eps method at eps < "
+            f"{FLOAT64_EPS_THRESHOLD:g} needs it (smaller perturbations round away in "
+            "float32). Use the tangent method instead (method=tangent), which is exact "
+            "as eps -> 0 and float32-safe, or raise eps."
+        )
+    jax.config.update("jax_enable_x64", True)
+
+
+def require_precision(eps, dtype) -> None:
+    """Raise :class:`PrecisionError` if ``dtype`` cannot resolve perturbations of size ``eps``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> require_precision(1e-2, jnp.float32)  # fine
+    """
+    if needs_float64(eps) and jnp.finfo(dtype).bits < 64:
+        raise PrecisionError(
+            f"eps={min(eps) if isinstance(eps, (list, tuple)) else eps:g} needs float64 "
+            f"(below {FLOAT64_EPS_THRESHOLD:g}, perturbations round away in {jnp.dtype(dtype).name}); "
+            "call gdchaos.enable_float64() before creating any array, raise eps, "
+            "or use the tangent method (exact as eps -> 0, float32-safe)."
+        )
+
+
+def default_float():
+    """The floating dtype JAX creates by default right now."""
+    return jnp.float64 if float64_enabled() else jnp.float32
+
+
+def provenance() -> dict[str, str | int]:
+    """Backend, device count, dtype and library versions, for every results file."""
+    versions = {}
+    for name in ("gdchaos", "jax", "jaxlib", "optax", "flax", "numpy"):
+        try:
+            versions[f"version_{name}"] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[f"version_{name}"] = "unknown"
+    return {
+        "backend": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "dtype": jnp.dtype(default_float()).name,
+        "python": platform.python_version(),
+        **versions,
+    }

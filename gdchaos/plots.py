@@ -1,0 +1,127 @@
+"""Figures of a finite-ε sweep, drawn from its results Dataset.
+
+Each function takes the Dataset from :func:`gdchaos.results.to_dataset` (or
+``results.load``) and returns a matplotlib Figure; :func:`save_all` writes the set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+
+def _eta_axis(ax, eta):
+    eta = np.asarray(eta)
+    if eta.size > 1 and eta.min() > 0 and eta.max() / eta.min() > 100:
+        ax.set_xscale("log")
+    ax.set_xlabel("learning rate η")
+
+
+def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
+    """Up to ``n`` η values spread over the grid (ends included)."""
+    eta = ds.eta.values
+    idx = np.unique(np.linspace(0, eta.size - 1, min(n, eta.size)).round().astype(int))
+    return [float(eta[i]) for i in idx]
+
+
+def summary_figure(ds: xr.Dataset):
+    """λ_nMLE(η) ± std, ρ(η) and ⟨τ⟩(η) in three panels, one line per ε."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
+    for eps in ds.eps.values:
+        s = ds.sel(eps=eps)
+        label = f"ε = {eps:g}"
+        axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=label)
+        axes[1].plot(s.eta, s.rho, marker="s", label=label)
+        reached = s.n_reached.values / ds.sizes["ic"]
+        axes[2].plot(s.eta, s.tau_mean, marker="^", label=label)
+        never = s.eta.values[reached == 0]
+        axes[2].plot(never, np.zeros_like(never), "x", color="gray", label="no IC reached target" if eps == ds.eps.values[0] else None)
+    axes[0].axhline(0.0, color="gray", lw=0.8)
+    axes[0].set_ylabel("λ_nMLE  (nat / update)")
+    axes[1].set_ylabel("ρ  (fraction of ICs with Λ kept)")
+    axes[1].set_ylim(-0.03, 1.03)
+    target = ds.attrs.get("accuracy_target", "target")
+    axes[2].set_ylabel(f"⟨τ⟩  (updates to test accuracy ≥ {target})")
+    for ax in axes:
+        _eta_axis(ax, ds.eta)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"{ds.attrs.get('task', '')}  ({ds.sizes['ic']} ICs × {ds.sizes['member'] - 1} perturbations)")
+    return fig
+
+
+def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw):
+    fig, axes = plt.subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
+    for ax, eta in zip(axes[0], etas):
+        draw(ax, ds.sel(eta=eta, method="nearest").isel(eps=0))
+        ax.set_title(f"η = {eta:g}")
+        ax.set_xlabel("update t")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    return fig
+
+
+def distance_figure(ds: xr.Dataset, etas=None, n_ic: int = 3):
+    """d(t) on a log axis: members (thin) and their mean (thick) for a few ICs, per η."""
+
+    def draw(ax, s):
+        for i in range(min(n_ic, s.sizes["ic"])):
+            d = s.distance.isel(ic=i, member=slice(1, None)).values
+            color = f"C{i}"
+            ax.semilogy(s.step, d.T, color=color, lw=0.4, alpha=0.5)
+            ax.semilogy(s.step, np.nanmean(d, axis=0), color=color, lw=1.6, label=f"ic {i}")
+        ax.legend(fontsize=7)
+
+    return _per_eta_grid(ds, etas or pick_eta(ds), f"{ds.attrs.get('distance', 'L1')} distance d(t)", draw)
+
+
+def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+    """Training loss of the reference trajectories of a few ICs, per η."""
+
+    def draw(ax, s):
+        for i in range(min(n_ic, s.sizes["ic"])):
+            ax.semilogy(s.step, s.loss.isel(ic=i, member=0), lw=0.9)
+
+    return _per_eta_grid(ds, etas or pick_eta(ds), "training loss", draw)
+
+
+def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
+    """P(Λ) of the kept finite exponents, one histogram per η (first ε)."""
+    etas = etas or [float(e) for e in ds.eta.values if ds.sel(eta=e).n_kept.isel(eps=0) > 0][-4:]
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for eta in etas:
+        s = ds.sel(eta=eta, method="nearest").isel(eps=0)
+        lam = s.exponent.values[s.kept.values.astype(bool)]
+        ax.hist(lam, bins=bins, density=True, histtype="step", lw=1.5, label=f"η = {eta:g} (n = {lam.size})")
+    ax.set_xlabel("finite network Lyapunov exponent Λ  (nat / update)")
+    ax.set_ylabel("P(Λ)")
+    if etas:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no exponent passed the filters", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
+    """Write summary.png, distance.png, loss.png and lambda_hist.png into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "summary.png": summary_figure(ds),
+        "distance.png": distance_figure(ds, etas),
+        "loss.png": loss_figure(ds, etas),
+        "lambda_hist.png": exponent_histogram(ds),
+    }
+    paths = []
+    for name, fig in figures.items():
+        fig.savefig(directory / name, dpi=120)
+        plt.close(fig)
+        paths.append(directory / name)
+    return paths

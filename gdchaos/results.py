@@ -1,0 +1,118 @@
+"""Labelled results: build, save and load one run as an ``xarray.Dataset``.
+
+A finite-ε sweep is held with dimensions ``(eta, eps, ic, member, step)``:
+
+    distance, loss, accuracy      (eta, eps, ic, member, step)   per-step records
+    diverged, diverged_at         (eta, eps, ic, member)
+    exponent, r2, window_start,
+    window_length, kept, tau      (eta, eps, ic)                 per initial condition
+    lambda_nmle, lambda_std, rho,
+    n_kept, tau_mean, tau_std,
+    n_reached, n_diverged         (eta, eps)                     summary
+
+Attributes record the dtype, backend, device count, library versions and the
+resolved configuration (YAML).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from gdchaos.ensemble import AXES, EnsembleResult
+from gdchaos.lyapunov.finite import FiniteExponents, summarize
+from gdchaos.training_time import summarize_tau
+
+RESULTS_FILE = "results.nc"
+SUMMARY_FILE = "summary.csv"
+SUMMARY_VARS = (
+    "lambda_nmle",
+    "lambda_std",
+    "rho",
+    "n_kept",
+    "tau_mean",
+    "tau_std",
+    "n_reached",
+    "n_diverged",
+)
+
+
+def to_dataset(
+    result: EnsembleResult,
+    exponents: FiniteExponents,
+    tau: np.ndarray,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """Assemble records, per-IC exponents, τ and their summaries into one Dataset."""
+    n_eta, n_eps, n_ic, n_members, steps = result.records["distance"].shape
+    coords = {
+        "eta": result.eta,
+        "eps": result.eps,
+        "ic": np.arange(n_ic),
+        "member": np.arange(n_members),
+        "step": np.arange(steps),
+    }
+    per_ic = AXES[:3]
+    data = {name: (AXES, arr) for name, arr in result.records.items()}
+    data.update(
+        diverged=(AXES[:4], result.diverged),
+        diverged_at=(AXES[:4], result.diverged_at),
+        exponent=(per_ic, exponents.exponent),
+        r2=(per_ic, exponents.r2),
+        window_start=(per_ic, exponents.start),
+        window_length=(per_ic, exponents.length),
+        kept=(per_ic, exponents.kept),
+        tau=(per_ic, tau),
+    )
+    summary = {**summarize(exponents), **summarize_tau(tau)}
+    summary["n_diverged"] = result.diverged.sum(axis=(-2, -1))
+    data.update({k: (AXES[:2], np.asarray(v)) for k, v in summary.items()})
+    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+    ds["exponent"].attrs["units"] = "nat / update"
+    ds["lambda_nmle"].attrs["units"] = "nat / update"
+    ds["tau"].attrs["description"] = "first update with test accuracy >= target; -1 if never"
+    ds["distance"].attrs["description"] = "distance of each member to member 0 (the reference)"
+    return ds
+
+
+def save(ds: xr.Dataset, directory: str | Path) -> Path:
+    """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RESULTS_FILE
+    encoding = {
+        name: {"zlib": True, "complevel": 4}
+        for name, var in ds.data_vars.items()
+        if var.ndim >= 3 and var.dtype.kind in "fi"
+    }
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    summary_table(ds).to_csv(directory / SUMMARY_FILE, index=False, float_format="%.6g")
+    return path
+
+
+def load(path: str | Path) -> xr.Dataset:
+    """Load a run: a run directory or its ``results.nc``.
+
+    Example::
+
+        ds = gdchaos.results.load("outputs/sweep/2026-11-23_12-00-00")
+        ds.lambda_nmle.sel(eps=1e-8).plot()
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no results at {path}; pass a run directory or its {RESULTS_FILE}")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def summary_table(ds: xr.Dataset) -> pd.DataFrame:
+    """Per-(η, ε) summary as a flat table (the ``summary.csv`` columns)."""
+    names = [v for v in SUMMARY_VARS if v in ds]
+    table = ds[names].to_dataframe().reset_index()
+    table.insert(2, "n_ic", ds.sizes["ic"])
+    return table

@@ -1,0 +1,92 @@
+"""A learning task assembled from config pieces: dataset, model, training map, observer."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+
+from gdchaos import data as data_lib
+from gdchaos.data import Dataset
+from gdchaos.errors import check
+from gdchaos.losses import accuracy, get_loss
+from gdchaos.maps import TrainingMap, from_optax, optax_alias, supervised_loss
+from gdchaos.models import Model, mlp
+from gdchaos.training_time import DEFAULT_TARGETS
+
+MODEL_KINDS = ("mlp",)
+
+
+class Task(NamedTuple):
+    """Everything an ensemble needs about what is learned and how.
+
+    Attributes:
+        dataset: host arrays.
+        model: ``(init, apply)``.
+        tmap: the training map on the training set.
+        observe: ``observe(params) -> {"accuracy": test accuracy}``.
+        loss_fn: ``loss_fn(params, x, y)``.
+        accuracy_target: default test-accuracy target for τ.
+        hyper: fixed hyperparameters for every step (e.g. ``{"l2": 1e-3}``).
+        name: e.g. ``iris/mlp-4-10-3-sigmoid/sgd``.
+    """
+
+    dataset: Dataset
+    model: Model
+    tmap: TrainingMap
+    observe: Callable
+    loss_fn: Callable
+    accuracy_target: float
+    hyper: dict
+    name: str
+
+
+def build_model(cfg: dict, n_in: int, n_out: int) -> tuple[Model, str]:
+    """Model from a config dict (``kind: mlp``, ``hidden``, ``activation``, ``init``, ...)."""
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", "mlp")
+    check(kind in MODEL_KINDS, f"unknown model kind {kind!r}; choose one of {list(MODEL_KINDS)}")
+    hidden = [int(h) for h in cfg.pop("hidden", [10])]
+    sizes = [n_in, *hidden, n_out]
+    model = mlp(sizes, **cfg)
+    return model, f"mlp-{'-'.join(map(str, sizes))}-{cfg.get('activation', 'sigmoid')}"
+
+
+def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str = "cross_entropy") -> Task:
+    """Assemble a :class:`Task` from plain dicts (as in ``conf/data``, ``conf/model``, ``conf/optimizer``).
+
+    Example:
+        >>> task = build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})
+        >>> task.name
+        'iris/mlp-4-10-3-sigmoid/sgd'
+    """
+    data_cfg, optimizer_cfg = dict(data_cfg), dict(optimizer_cfg)
+    name = data_cfg.pop("name")
+    ds = data_lib.load(name, **data_cfg)
+    ds = ds.flatten()
+    model, model_name = build_model(model_cfg, ds.n_features, ds.n_classes)
+    dtype = jnp.result_type(float)
+    x, y = jnp.asarray(ds.x_train, dtype), jnp.asarray(ds.y_train)
+    x_test, y_test = jnp.asarray(ds.x_test, dtype), jnp.asarray(ds.y_test)
+    loss_fn = supervised_loss(model.apply, get_loss(loss))
+    opt_name = optimizer_cfg.pop("name", "sgd")
+    batch_size = optimizer_cfg.pop("batch_size", None)
+    l2 = float(optimizer_cfg.pop("l2", 0.0) or 0.0)
+    kwargs = dict(optimizer_cfg.pop("kwargs", None) or {})
+    check(not optimizer_cfg, f"unknown optimizer keys {sorted(optimizer_cfg)}; use name, batch_size, l2, kwargs")
+    tmap = from_optax(optax_alias(opt_name), loss_fn, x, y, batch_size=batch_size, **kwargs)
+
+    def observe(params):
+        return {"accuracy": accuracy(model.apply(params, x_test), y_test)}
+
+    label = opt_name if batch_size is None else f"{opt_name}-b{batch_size}"
+    return Task(
+        dataset=ds,
+        model=model,
+        tmap=tmap,
+        observe=observe,
+        loss_fn=loss_fn,
+        accuracy_target=DEFAULT_TARGETS.get(name, 0.9),
+        hyper={"l2": l2} if l2 else {},
+        name=f"{name}/{model_name}/{label}",
+    )
