@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from gdchaos.errors import check
@@ -131,6 +132,22 @@ def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, in
     return jax.jit(init)
 
 
+def ensemble_sharding(n_eta: int, n_ic: int, devices=None):
+    """How to split the (η, ε, ic, member, ...) carry over ``devices``.
+
+    Shards the ic axis over as many devices as divide ``n_ic``, or else the η axis;
+    returns ``None`` (one device) when no split helps. Results do not depend on it.
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    for axis, size in ((2, n_ic), (0, n_eta)):
+        n = max(d for d in range(1, len(devices) + 1) if size % d == 0)
+        if n > 1:
+            spec = [None] * (axis + 1)
+            spec[axis] = "ensemble"
+            return NamedSharding(Mesh(np.asarray(devices[:n]), ("ensemble",)), PartitionSpec(*spec))
+    return None
+
+
 def run(
     tmap: TrainingMap,
     init_params: Callable[[jax.Array], object],
@@ -147,6 +164,7 @@ def run(
     distance: str = "l1",
     chunk: int = 100,
     progress: bool = True,
+    devices=None,
 ) -> EnsembleResult:
     """Run the (η, ε, ic, member) ensemble of ``tmap`` for ``steps`` updates.
 
@@ -165,6 +183,9 @@ def run(
         distance: ``"l1"`` (default, as in the papers) or ``"l2"``.
         chunk: steps per compiled scan; the progress bar advances per chunk.
         progress: show a progress bar.
+        devices: devices to split the ensemble over (default: all local devices;
+            see :func:`ensemble_sharding`). On CPU, expose one device per core with
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -193,6 +214,10 @@ def run(
     carry = _compiled_init(tmap, init_params, n_ic, n_perturb, include_bias)(key, eta_dev, eps_dev)
     fixed = {k: jnp.broadcast_to(jnp.asarray(v, dtype), eta.shape) for k, v in (hyper or {}).items()}
     hyper_dev = {**fixed, "learning_rate": eta_dev}
+    sharding = ensemble_sharding(eta.size, n_ic, devices)
+    if sharding is not None:
+        carry = jax.device_put(carry, sharding)
+        hyper_dev = jax.device_put(hyper_dev, NamedSharding(sharding.mesh, PartitionSpec(sharding.spec[0])))
 
     chunk = min(chunk, steps)
     lengths = [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
