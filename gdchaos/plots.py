@@ -36,7 +36,8 @@ def summary_figure(ds: xr.Dataset):
     for eps in ds.eps.values:
         s = ds.sel(eps=eps)
         label = f"ε = {eps:g}"
-        axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=label)
+        line = axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"{label}: λ_nMLE (kept Λ)")
+        axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
         axes[1].plot(s.eta, s.rho, marker="s", label=label)
         reached = s.n_reached.values / ds.sizes["ic"]
         axes[2].plot(s.eta, s.tau_mean, marker="^", label=label)
@@ -51,7 +52,7 @@ def summary_figure(ds: xr.Dataset):
     for ax in axes:
         _eta_axis(ax, ds.eta)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=8)
     fig.suptitle(f"{ds.attrs.get('task', '')}  ({ds.sizes['ic']} ICs × {ds.sizes['member'] - 1} perturbations)")
     return fig

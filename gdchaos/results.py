@@ -7,7 +7,7 @@ A finite-ε sweep is held with dimensions ``(eta, eps, ic, member, step)``:
     exponent, r2, window_start,
     window_length, kept, tau      (eta, eps, ic)                 per initial condition
     lambda_nmle, lambda_std, rho,
-    n_kept, tau_mean, tau_std,
+    n_kept, lambda_all, tau_mean, tau_std,
     n_reached, n_diverged         (eta, eps)                     summary
 
 Attributes record the dtype, backend, device count, library versions and the
@@ -33,6 +33,7 @@ SUMMARY_VARS = (
     "lambda_std",
     "rho",
     "n_kept",
+    "lambda_all",
     "tau_mean",
     "tau_std",
     "n_reached",

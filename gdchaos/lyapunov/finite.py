@@ -169,7 +169,9 @@ def finite_exponents(
 def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarray]:
     """λ_nMLE (mean of kept Λ), its std, ρ (kept fraction) and counts along ``axis``.
 
-    Where no Λ is kept, λ_nMLE and its std are NaN and ρ = 0.
+    Where no Λ is kept, λ_nMLE and its std are NaN and ρ = 0. ``lambda_all`` is the
+    mean best-window slope of every valid initial condition, filters ignored: ≈ 0
+    where distances neither grow nor shrink.
     """
     kept = exponents.kept
     lam = np.where(kept, exponents.exponent, np.nan)
@@ -178,9 +180,15 @@ def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarra
         mean = np.where(n_kept > 0, np.nansum(lam, axis=axis) / np.maximum(n_kept, 1), np.nan)
         sq = np.nansum((lam - np.expand_dims(mean, axis)) ** 2, axis=axis)
         std = np.where(n_kept > 0, np.sqrt(sq / np.maximum(n_kept, 1)), np.nan)
+        valid = np.isfinite(exponents.exponent)
+        n_valid = valid.sum(axis=axis)
+        lambda_all = np.where(
+            n_valid > 0, np.where(valid, exponents.exponent, 0.0).sum(axis=axis) / np.maximum(n_valid, 1), np.nan
+        )
     return {
         "lambda_nmle": mean,
         "lambda_std": std,
         "rho": n_kept / kept.shape[axis],
         "n_kept": n_kept,
+        "lambda_all": lambda_all,
     }
