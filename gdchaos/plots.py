@@ -37,7 +37,8 @@ def summary_figure(ds: xr.Dataset):
         s = ds.sel(eps=eps)
         label = f"ε = {eps:g}"
         line = axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"{label}: λ_nMLE (kept Λ)")
-        axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
+        if "lambda_all" in s:
+            axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
         axes[1].plot(s.eta, s.rho, marker="s", label=label)
         reached = s.n_reached.values / ds.sizes["ic"]
         axes[2].plot(s.eta, s.tau_mean, marker="^", label=label)

@@ -1,0 +1,19 @@
+"""The scripts in examples/ run as documented."""
+
+import pathlib
+import subprocess
+import sys
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_compose_api_example_runs_and_finds_chaos_at_large_eta():
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "compose_api.py")], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("eta=")]
+    assert len(lines) == 3
+    rho_small, rho_large = float(lines[0].split("rho=")[1]), float(lines[-1].split("rho=")[1])
+    assert rho_small == 0.0
+    assert rho_large > 0.5
