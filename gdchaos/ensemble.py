@@ -43,7 +43,7 @@ class EnsembleResult(NamedTuple):
     Attributes:
         eta: ``(n_eta,)`` learning rates.
         eps: ``(n_eps,)`` perturbation sizes.
-        records: name -> ``(n_eta, n_eps, n_ic, n_perturb + 1, steps)`` float32 array;
+        records: name -> ``(n_eta, n_eps, n_ic, n_perturb + 1, steps)`` array in the compute dtype;
             always ``distance`` and ``loss``, plus every ``observe`` output.
         diverged: ``(n_eta, n_eps, n_ic, n_perturb + 1)`` bool.
         diverged_at: same shape, int; the update that diverged, −1 if none.
@@ -86,7 +86,7 @@ def _group_step(tmap: TrainingMap, observe, distance):
         record = {"distance": jnp.where(dead[0], jnp.nan, dist), "loss": info.loss}
         if observe is not None:
             record.update(jax.vmap(observe)(params))
-        record = {k: jnp.where(dead, jnp.nan, v).astype(jnp.float32) for k, v in record.items()}
+        record = {k: jnp.where(dead, jnp.nan, v) for k, v in record.items()}
         newly = info.diverged & ~dead
         dead_now = dead | info.diverged
         keep_old = dead_now
