@@ -103,8 +103,8 @@ def from_optax(
         >>> tmap = from_optax(optax.sgd, loss, jnp.eye(2), jnp.ones(2))
         >>> state = tmap.init(jnp.zeros(2))
         >>> state, info = tmap.step(state, {"learning_rate": 0.5})
-        >>> state.params
-        Array([0.5, 0.5], dtype=float32)
+        >>> state.params.tolist()
+        [0.5, 0.5]
     """
     n = x.shape[0]
     if batch_size is not None:
