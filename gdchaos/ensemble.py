@@ -132,20 +132,76 @@ def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, in
     return jax.jit(init)
 
 
-def ensemble_sharding(n_eta: int, n_ic: int, devices=None):
-    """How to split the (η, ε, ic, member, ...) carry over ``devices``.
+def ensemble_sharding(n_eta: int, n_ic: int, devices=None, ic_axis: int = 2):
+    """How to split an (η, ..., ic, ...) carry over ``devices`` (η on axis 0, ic on ``ic_axis``).
 
     Shards the ic axis over as many devices as divide ``n_ic``, or else the η axis;
     returns ``None`` (one device) when no split helps. Results do not depend on it.
     """
     devices = list(jax.local_devices() if devices is None else devices)
-    for axis, size in ((2, n_ic), (0, n_eta)):
+    for axis, size in ((ic_axis, n_ic), (0, n_eta)):
         n = max(d for d in range(1, len(devices) + 1) if size % d == 0)
         if n > 1:
             spec = [None] * (axis + 1)
             spec[axis] = "ensemble"
             return NamedSharding(Mesh(np.asarray(devices[:n]), ("ensemble",)), PartitionSpec(*spec))
     return None
+
+
+def eta_hyper(eta: jax.Array, hyper: dict | None) -> dict:
+    """Per-η hyperparameters: ``learning_rate`` = η and every fixed value broadcast along η."""
+    fixed = {k: jnp.broadcast_to(jnp.asarray(v, eta.dtype), eta.shape) for k, v in (hyper or {}).items()}
+    return {**fixed, "learning_rate": eta}
+
+
+def place(carry, hyper: dict, n_ic: int, devices=None, ic_axis: int = 2):
+    """Put an ensemble carry and its per-η hyper on devices (see :func:`ensemble_sharding`)."""
+    n_eta = hyper["learning_rate"].shape[0]
+    sharding = ensemble_sharding(n_eta, n_ic, devices, ic_axis)
+    if sharding is None:
+        return carry, hyper
+    eta_spec = PartitionSpec(sharding.spec[0])
+    return jax.device_put(carry, sharding), jax.device_put(hyper, NamedSharding(sharding.mesh, eta_spec))
+
+
+def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
+    """Validate the η grid and run sizes shared by every ensemble; return η as float64."""
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    check(eta.size > 0, "the eta grid is empty; give at least one learning rate, e.g. eta=0.1")
+    check(bool(np.all(eta > 0)), f"learning rates must be > 0; got {eta.tolist()}")
+    check(n_ic >= 1, f"n_ic must be >= 1; got {n_ic}")
+    check(steps >= 1, f"steps must be >= 1; got {steps}")
+    check(chunk >= 1, f"chunk must be >= 1; got {chunk}")
+    return eta
+
+
+def drive(make_advance: Callable, carry, hyper, steps: int, chunk: int, progress: bool, desc: str):
+    """Advance ``carry`` by ``steps`` in compiled chunks; gather per-step records on host.
+
+    ``make_advance(length)`` returns a jitted ``advance(carry, hyper) -> (carry, records)``
+    scanning ``length`` steps (records with time leading). Chunks are compiled once
+    per distinct length (ahead of time, so compile and run times are separate); the
+    only host transfer is one per chunk.
+
+    Returns ``(carry, records with time as the last axis, compile_seconds, run_seconds)``.
+    """
+    chunk = min(chunk, steps)
+    lengths = [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
+    compile_seconds, compiled = 0.0, {}
+    for length in sorted(set(lengths)):
+        t0 = time.perf_counter()
+        compiled[length] = make_advance(length).lower(carry, hyper).compile()
+        compile_seconds += time.perf_counter() - t0
+    pieces: list[dict[str, np.ndarray]] = []
+    t0 = time.perf_counter()
+    with tqdm(total=steps, desc=desc, unit="step", disable=not progress) as bar:
+        for length in lengths:
+            carry, rec = compiled[length](carry, hyper)
+            pieces.append(jax.device_get(rec))
+            bar.update(length)
+    run_seconds = time.perf_counter() - t0
+    records = {k: np.moveaxis(np.concatenate([p[k] for p in pieces]), 0, -1) for k in pieces[0]}
+    return carry, records, compile_seconds, run_seconds
 
 
 def run(
@@ -198,45 +254,21 @@ def run(
         >>> res.records["distance"].shape
         (2, 1, 2, 4, 20)
     """
-    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    eta = check_grid(eta, n_ic, steps, chunk)
     eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    check(eta.size > 0, "the eta grid is empty; give at least one learning rate, e.g. eta=0.1")
-    check(bool(np.all(eta > 0)), f"learning rates must be > 0; got {eta.tolist()}")
     check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
-    check(n_ic >= 1, f"n_ic must be >= 1; got {n_ic}")
     check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
-    check(steps >= 1, f"steps must be >= 1; got {steps}")
-    check(chunk >= 1, f"chunk must be >= 1; got {chunk}")
     check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
     carry = _compiled_init(tmap, init_params, n_ic, n_perturb, include_bias)(key, eta_dev, eps_dev)
-    fixed = {k: jnp.broadcast_to(jnp.asarray(v, dtype), eta.shape) for k, v in (hyper or {}).items()}
-    hyper_dev = {**fixed, "learning_rate": eta_dev}
-    sharding = ensemble_sharding(eta.size, n_ic, devices)
-    if sharding is not None:
-        carry = jax.device_put(carry, sharding)
-        hyper_dev = jax.device_put(hyper_dev, NamedSharding(sharding.mesh, PartitionSpec(sharding.spec[0])))
+    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=2)
 
-    chunk = min(chunk, steps)
-    lengths = [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
-    compile_seconds = 0.0
-    compiled = {}
-    for length in sorted(set(lengths)):
-        t0 = time.perf_counter()
-        compiled[length] = _compiled_advance(tmap, observe, distance, length).lower(carry, hyper_dev).compile()
-        compile_seconds += time.perf_counter() - t0
-
-    pieces: list[dict[str, np.ndarray]] = []
-    t0 = time.perf_counter()
-    with tqdm(total=steps, desc="training ensemble", unit="step", disable=not progress) as bar:
-        for length in lengths:
-            carry, rec = compiled[length](carry, hyper_dev)
-            pieces.append(jax.device_get(rec))
-            bar.update(length)
-    run_seconds = time.perf_counter() - t0
-    records = {k: np.moveaxis(np.concatenate([p[k] for p in pieces]), 0, -1) for k in pieces[0]}
+    carry, records, compile_seconds, run_seconds = drive(
+        lambda length: _compiled_advance(tmap, observe, distance, length),
+        carry, hyper_dev, steps, chunk, progress, "training ensemble",
+    )
     return EnsembleResult(
         eta=eta,
         eps=eps,

@@ -1,4 +1,8 @@
-"""The finite-ε experiment as one function: ensemble → exponents → τ → labelled Dataset."""
+"""Experiments as functions: task + grid → labelled Dataset.
+
+``finite_sweep``: ε-ball ensemble → finite exponents, ρ, τ. ``tangent_sweep``: tangent
+map ensemble → top-k Lyapunov exponents.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import numpy as np
 import xarray as xr
 
 from gdchaos import ensemble
+from gdchaos.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
 from gdchaos.numerics import provenance, require_precision
-from gdchaos.results import to_dataset
+from gdchaos.results import tangent_dataset, to_dataset
 from gdchaos.task import Task
 from gdchaos.training_time import first_passage
 
@@ -85,3 +90,47 @@ def finite_sweep(
         **(attrs or {}),
     }
     return to_dataset(result, exponents, tau, meta)
+
+
+def tangent_sweep(
+    task: Task,
+    *,
+    eta,
+    n_ic: int = 50,
+    steps: int = 1000,
+    seed: int = 0,
+    k: int = 1,
+    transient: int = 0,
+    renorm_every: int = 1,
+    chunk: int = 100,
+    progress: bool = True,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """Top-k tangent Lyapunov exponents over an η grid × ``n_ic`` initial conditions, as a Dataset.
+
+    Same initial conditions as :func:`finite_sweep` with the same ``seed``. Runs in
+    float32 (no x64 needed). See :func:`gdchaos.results.tangent_dataset`.
+
+    Example:
+        >>> from gdchaos.task import build_task
+        >>> task = build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})
+        >>> ds = tangent_sweep(task, eta=[0.1, 5.0], n_ic=2, steps=40, k=3, progress=False)
+        >>> ds.tangent_exponents.shape
+        (2, 2, 3)
+    """
+    result = run_tangent(
+        task.tmap,
+        task.model.init,
+        eta=eta,
+        n_ic=n_ic,
+        steps=steps,
+        key=jax.random.key(seed),
+        k=k,
+        hyper=task.hyper,
+        transient=transient,
+        renorm_every=renorm_every,
+        chunk=chunk,
+        progress=progress,
+    )
+    meta = {**provenance(), "task": task.name, "seed": seed, **(attrs or {})}
+    return tangent_dataset(result, meta)

@@ -37,6 +37,9 @@ def summary_figure(ds: xr.Dataset):
         s = ds.sel(eps=eps)
         label = f"ε = {eps:g}"
         line = axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"{label}: λ_nMLE (kept Λ)")
+        if "lambda_max_tangent" in ds and eps == ds.eps.values[0]:
+            axes[0].errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D",
+                             color="k", capsize=3, label="tangent λ_max (ε → 0)")
         if "lambda_all" in s:
             axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
         axes[1].plot(s.eta, s.rho, marker="s", label=label)
@@ -59,10 +62,11 @@ def summary_figure(ds: xr.Dataset):
     return fig
 
 
-def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw):
+def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw, has_eps: bool = True):
     fig, axes = plt.subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
     for ax, eta in zip(axes[0], etas):
-        draw(ax, ds.sel(eta=eta, method="nearest").isel(eps=0))
+        s = ds.sel(eta=eta, method="nearest")
+        draw(ax, s.isel(eps=0) if has_eps else s)
         ax.set_title(f"η = {eta:g}")
         ax.set_xlabel("update t")
         ax.grid(alpha=0.3)
@@ -111,16 +115,61 @@ def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
     return fig
 
 
+def tangent_figure(ds: xr.Dataset):
+    """Tangent λ_max(η) ± std over ICs (with finite-ε λ_nMLE if present) and the spectrum per η."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    ax0.errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D", color="k",
+                 capsize=3, label="tangent λ_max (ε → 0)")
+    if "lambda_nmle" in ds:
+        for eps in ds.eps.values:
+            s = ds.sel(eps=eps)
+            ax0.errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"finite λ_nMLE, ε = {eps:g}")
+    ax0.axhline(0.0, color="gray", lw=0.8)
+    ax0.set_ylabel("Lyapunov exponent (nat / update)")
+    _eta_axis(ax0, ds.eta)
+    ax0.legend(fontsize=8)
+    ax0.grid(alpha=0.3)
+    for eta in pick_eta(ds, 5):
+        spectrum = ds.tangent_spectrum.sel(eta=eta, method="nearest")
+        ax1.plot(ds.index + 1, spectrum, marker="o", ms=3, label=f"η = {eta:g}")
+    ax1.axhline(0.0, color="gray", lw=0.8)
+    ax1.set_xlabel("exponent index i")
+    ax1.set_ylabel("λ_i, mean over ICs")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    fig.suptitle(f"{ds.attrs.get('task', '')}: tangent Lyapunov exponents ({ds.sizes['ic']} ICs)")
+    return fig
+
+
+def ftle_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+    """Running finite-time estimate of λ_1 vs update, per η."""
+
+    def draw(ax, s):
+        for i in range(min(n_ic, s.sizes["ic"])):
+            ax.plot(s.step, s.tangent_ftle.isel(ic=i), lw=0.9)
+        ax.axhline(0.0, color="gray", lw=0.8)
+
+    return _per_eta_grid(ds, etas or pick_eta(ds), "finite-time λ_1 up to t", draw, has_eps=False)
+
+
 def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
-    """Write summary.png, distance.png, loss.png and lambda_hist.png into ``directory``."""
+    """Write the figures the Dataset supports into ``directory``.
+
+    Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png. Tangent
+    results: tangent.png, ftle.png.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    figures = {
-        "summary.png": summary_figure(ds),
-        "distance.png": distance_figure(ds, etas),
-        "loss.png": loss_figure(ds, etas),
-        "lambda_hist.png": exponent_histogram(ds),
-    }
+    figures = {}
+    if "distance" in ds:
+        figures.update({
+            "summary.png": summary_figure(ds),
+            "distance.png": distance_figure(ds, etas),
+            "loss.png": loss_figure(ds, etas),
+            "lambda_hist.png": exponent_histogram(ds),
+        })
+    if "tangent_exponents" in ds:
+        figures.update({"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)})
     paths = []
     for name, fig in figures.items():
         fig.savefig(directory / name, dpi=120)

@@ -1,6 +1,6 @@
 """Labelled results: build, save and load one run as an ``xarray.Dataset``.
 
-A finite-ε sweep is held with dimensions ``(eta, eps, ic, member, step)``:
+A sweep is held with dimensions ``(eta, eps, ic, member, step)``:
 
     distance, loss, accuracy      (eta, eps, ic, member, step)   per-step records
     diverged, diverged_at         (eta, eps, ic, member)
@@ -10,7 +10,8 @@ A finite-ε sweep is held with dimensions ``(eta, eps, ic, member, step)``:
     n_kept, lambda_all, tau_mean, tau_std,
     n_reached, n_diverged         (eta, eps)                     summary
 
-Attributes record the dtype, backend, device count, library versions and the
+The tangent method adds ``tangent_*`` variables over ``(eta, ic, index | step)``
+(see :func:`tangent_dataset`). Attributes record the dtype, backend, device count, library versions and the
 resolved configuration (YAML).
 """
 
@@ -79,6 +80,37 @@ def to_dataset(
     return ds
 
 
+def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
+    """Dataset of a :class:`~gdchaos.lyapunov.tangent_ensemble.TangentResult`.
+
+    Variables: ``tangent_exponents`` (eta, ic, index); ``tangent_loss``,
+    ``tangent_log_stretch`` and the running estimate ``tangent_ftle`` (eta, ic, step);
+    summaries ``lambda_max_tangent``, ``lambda_max_tangent_std`` (eta) and the
+    IC-mean spectrum ``tangent_spectrum`` (eta, index).
+    """
+    lam = result.exponents
+    n_eta, n_ic, k = lam.shape
+    steps = result.records["loss"].shape[-1]
+    coords = {"eta": result.eta, "ic": np.arange(n_ic), "index": np.arange(k), "step": np.arange(steps)}
+    run = ("eta", "ic", "step")
+    ds = xr.Dataset(
+        {
+            "tangent_exponents": (("eta", "ic", "index"), lam),
+            "tangent_loss": (run, result.records["loss"]),
+            "tangent_log_stretch": (run, result.records["log_stretch"]),
+            "tangent_ftle": (run, result.running_exponent()),
+            "lambda_max_tangent": (("eta",), np.nanmean(lam[..., 0], axis=1)),
+            "lambda_max_tangent_std": (("eta",), np.nanstd(lam[..., 0], axis=1)),
+            "tangent_spectrum": (("eta", "index"), np.nanmean(lam, axis=1)),
+        },
+        coords=coords,
+        attrs={"tangent_transient": result.transient, "tangent_run_seconds": result.run_seconds,
+               "tangent_compile_seconds": result.compile_seconds, **(attrs or {})},
+    )
+    ds["tangent_exponents"].attrs["units"] = "nat / update"
+    return ds
+
+
 def save(ds: xr.Dataset, directory: str | Path) -> Path:
     """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``."""
     directory = Path(directory)
@@ -113,7 +145,7 @@ def load(path: str | Path) -> xr.Dataset:
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-(η, ε) summary as a flat table (the ``summary.csv`` columns)."""
-    names = [v for v in SUMMARY_VARS if v in ds]
+    names = [v for v in (*SUMMARY_VARS, "lambda_max_tangent", "lambda_max_tangent_std") if v in ds]
     table = ds[names].to_dataframe().reset_index()
-    table.insert(2, "n_ic", ds.sizes["ic"])
+    table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
     return table

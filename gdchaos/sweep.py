@@ -13,6 +13,10 @@ each η-vectorized; ``--multirun`` is added for you.
 
 Writes into the run directory: ``results.nc`` (labelled arrays; reload with
 ``gdchaos.results.load``), ``summary.csv`` and ``figures/*.png``.
+
+``method=finite`` (default) measures ε-ball divergence; ``method=tangent`` the exact
+ε → 0 exponents from tangent maps (top ``lyapunov.k``; float32 suffices);
+``method=both`` runs both on the same initial conditions and draws them together.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from importlib import resources
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
 
 VECTORIZED_KEYS = ("eta", "eps")
+METHODS = ("finite", "tangent", "both")
 log = logging.getLogger("gdchaos.sweep")
 
 
@@ -99,13 +104,16 @@ def validate(cfg) -> None:
     check(len(eps) > 0 and all(e > 0 for e in eps), f"eps must be > 0; got eps={eps}")
     check(cfg.n_perturb >= 1, f"n_perturb must be >= 1; got {cfg.n_perturb}")
     check(cfg.n_ic >= 1, f"n_ic must be >= 1; got {cfg.n_ic}")
-    check(cfg.method == "finite", f"unknown method {cfg.method!r}; choose 'finite'")
+    check(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {list(METHODS)}")
+    check(cfg.lyapunov.k >= 1, f"lyapunov.k must be >= 1; got {cfg.lyapunov.k}")
+    check(0 <= cfg.lyapunov.transient < cfg.steps, f"lyapunov.transient must be in [0, steps); got {cfg.lyapunov.transient}")
     check(cfg.precision in ("auto", "float32", "float64"), f"precision must be auto, float32 or float64; got {cfg.precision!r}")
     check(
         cfg.model.get("activation", "sigmoid") in ACTIVATIONS,
         f"unknown activation {cfg.model.get('activation')!r}; choose one of {sorted(ACTIVATIONS)}",
     )
-    check_window_grid(cfg.steps, *_window_grid(cfg))
+    if cfg.method in ("finite", "both"):
+        check_window_grid(cfg.steps, *_window_grid(cfg))
 
 
 def _window_grid(cfg):
@@ -128,7 +136,8 @@ def _configure_devices(cfg) -> None:
 def _configure_precision(cfg) -> None:
     from gdchaos.numerics import enable_float64, needs_float64
 
-    if cfg.precision == "float64" or (cfg.precision == "auto" and needs_float64(_as_list(cfg.eps))):
+    finite = cfg.method in ("finite", "both")
+    if cfg.precision == "float64" or (cfg.precision == "auto" and finite and needs_float64(_as_list(cfg.eps))):
         enable_float64()
 
 
@@ -137,7 +146,9 @@ def run_sweep(cfg, output_dir) -> "object":
     from omegaconf import OmegaConf
 
     from gdchaos import plots, results
-    from gdchaos.experiment import finite_sweep
+    import xarray as xr
+
+    from gdchaos.experiment import finite_sweep, tangent_sweep
     from gdchaos.task import build_task
 
     validate(cfg)
@@ -148,31 +159,52 @@ def run_sweep(cfg, output_dir) -> "object":
         OmegaConf.to_container(cfg.model, resolve=True),
         OmegaConf.to_container(cfg.optimizer, resolve=True),
     )
-    starts, lengths = _window_grid(cfg)
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
-    log.info("%s: %d η × %d ε × %d ICs × %d members × %d updates", task.name, len(eta), len(eps), cfg.n_ic, cfg.n_perturb + 1, cfg.steps)
-    ds = finite_sweep(
-        task,
-        eta=eta,
-        eps=eps,
-        n_ic=cfg.n_ic,
-        n_perturb=cfg.n_perturb,
-        steps=cfg.steps,
-        seed=cfg.seed,
-        starts=starts,
-        lengths=lengths,
-        min_r2=cfg.lyapunov.min_r2,
-        min_exponent=cfg.lyapunov.min_exponent,
-        accuracy_target=cfg.accuracy_target,
-        include_bias=cfg.perturbation.include_bias,
-        distance=cfg.perturbation.distance,
-        chunk=cfg.chunk,
-        progress=cfg.progress,
-        attrs={"config": OmegaConf.to_yaml(cfg)},
-    )
+    attrs = {"config": OmegaConf.to_yaml(cfg), "method": cfg.method}
+    parts = []
+    if cfg.method in ("finite", "both"):
+        starts, lengths = _window_grid(cfg)
+        log.info("%s finite-ε: %d η × %d ε × %d ICs × %d members × %d updates", task.name, len(eta), len(eps), cfg.n_ic, cfg.n_perturb + 1, cfg.steps)
+        parts.append(finite_sweep(
+            task,
+            eta=eta,
+            eps=eps,
+            n_ic=cfg.n_ic,
+            n_perturb=cfg.n_perturb,
+            steps=cfg.steps,
+            seed=cfg.seed,
+            starts=starts,
+            lengths=lengths,
+            min_r2=cfg.lyapunov.min_r2,
+            min_exponent=cfg.lyapunov.min_exponent,
+            accuracy_target=cfg.accuracy_target,
+            include_bias=cfg.perturbation.include_bias,
+            distance=cfg.perturbation.distance,
+            chunk=cfg.chunk,
+            progress=cfg.progress,
+            attrs=attrs,
+        ))
+    if cfg.method in ("tangent", "both"):
+        log.info("%s tangent: %d η × %d ICs × k=%d × %d updates", task.name, len(eta), cfg.n_ic, cfg.lyapunov.k, cfg.steps)
+        parts.append(tangent_sweep(
+            task,
+            eta=eta,
+            n_ic=cfg.n_ic,
+            steps=cfg.steps,
+            seed=cfg.seed,
+            k=cfg.lyapunov.k,
+            transient=cfg.lyapunov.transient,
+            renorm_every=cfg.lyapunov.renorm_every,
+            chunk=cfg.chunk,
+            progress=cfg.progress,
+            attrs=attrs,
+        ))
+    ds = xr.merge(parts, combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
     path = results.save(ds, output_dir)
     plots.save_all(ds, os.path.join(output_dir, "figures"), etas=cfg.figures.etas)
-    log.info("compile %.1fs, run %.1fs (%s, %s)", ds.attrs["compile_seconds"], ds.attrs["run_seconds"], ds.attrs["backend"], ds.attrs["dtype"])
+    for prefix in ("", "tangent_"):
+        if f"{prefix}run_seconds" in ds.attrs:
+            log.info("%s compile %.1fs, run %.1fs (%s, %s)", prefix.rstrip("_") or "finite", ds.attrs[f"{prefix}compile_seconds"], ds.attrs[f"{prefix}run_seconds"], ds.attrs["backend"], ds.attrs["dtype"])
     log.info("\n%s", results.summary_table(ds).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     log.info("results: %s", path)
     return ds

@@ -1,0 +1,63 @@
+"""Tangent exponents over (η, ic) grids and through the sweep."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from gdchaos import results
+from gdchaos.lyapunov.tangent import lyapunov_spectrum
+from gdchaos.lyapunov.tangent_ensemble import run_tangent
+
+
+def test_vmapped_eta_equals_single_runs_and_direct_spectrum(iris_task):
+    key = jax.random.key(0)
+    both = run_tangent(iris_task.tmap, iris_task.model.init, eta=[0.01, 5.0], n_ic=2, steps=60, key=key, k=2, progress=False)
+    assert both.exponents.shape == (2, 2, 2)
+    alone = run_tangent(iris_task.tmap, iris_task.model.init, eta=[5.0], n_ic=2, steps=60, key=key, k=2, progress=False)
+    np.testing.assert_allclose(both.exponents[1], alone.exponents[0], rtol=1e-9)
+    # small η: GD barely moves, no exponential separation
+    assert np.all(np.abs(both.exponents[0, :, 0]) < 0.01)
+    # the running estimate ends at the reported exponent
+    np.testing.assert_allclose(both.running_exponent()[..., -1], both.exponents[..., 0], rtol=1e-9)
+
+
+def test_same_initial_conditions_as_the_finite_ensemble(iris_task):
+    from gdchaos import ensemble
+
+    key = jax.random.key(3)
+    tan = run_tangent(iris_task.tmap, iris_task.model.init, eta=[1.0], n_ic=2, steps=20, key=key, progress=False)
+    fin = ensemble.run(iris_task.tmap, iris_task.model.init, eta=[1.0], eps=[1e-8], n_ic=2, n_perturb=1, steps=20,
+                       key=key, progress=False)
+    np.testing.assert_allclose(tan.records["loss"][0], fin.records["loss"][0, 0, :, 0], rtol=1e-12)
+
+
+def test_quadratic_through_the_ensemble_matches_exact_exponents():
+    import jax.numpy as jnp
+
+    from gdchaos import maps
+
+    a = jnp.diag(jnp.array([1.0, 4.0]))
+    tmap = maps.gd(lambda p, x, y: 0.5 * p @ a @ p, jnp.zeros((1, 2)), jnp.zeros(1))
+    res = run_tangent(tmap, lambda key: jax.random.normal(key, (2,)), eta=[0.1, 0.6], n_ic=3, steps=300,
+                      key=jax.random.key(0), k=2, transient=50, progress=False)
+    exact = np.sort(np.log(np.abs(1 - np.array([0.1, 0.6])[:, None] * np.array([1.0, 4.0]))), axis=1)[:, ::-1]
+    np.testing.assert_allclose(res.exponents, np.broadcast_to(exact[:, None], (2, 3, 2)), atol=1e-8)
+
+
+def test_sweep_method_both_and_tangent_in_float32(tmp_path):
+    shrink = ["n_ic=2", "n_perturb=2", "steps=60", "lyapunov.start_max=10", "lyapunov.length_min=20",
+              "lyapunov.length_max=40", "progress=false", "eta=0.5,8", "lyapunov.k=3"]
+    for method, dtype in (("both", "float64"), ("tangent", "float32")):
+        run = tmp_path / method
+        out = subprocess.run([sys.executable, "-m", "gdchaos.sweep", f"method={method}", *shrink, f"hydra.run.dir={run}"],
+                             capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stderr[-3000:]
+        ds = results.load(run)
+        assert ds.attrs["dtype"] == dtype
+        assert ds.tangent_exponents.shape == (2, 2, 3)
+        assert (run / "figures" / "tangent.png").exists() and (run / "figures" / "ftle.png").exists()
+        assert ("lambda_nmle" in ds) == (method == "both")
+        assert "lambda_max_tangent" in (run / "summary.csv").read_text()
