@@ -17,7 +17,8 @@ def test_vmapped_eta_equals_single_runs_and_direct_spectrum(iris_task):
     both = run_tangent(iris_task.tmap, iris_task.model.init, eta=[0.01, 5.0], n_ic=2, steps=60, key=key, k=2, progress=False)
     assert both.exponents.shape == (2, 2, 2)
     alone = run_tangent(iris_task.tmap, iris_task.model.init, eta=[5.0], n_ic=2, steps=60, key=key, k=2, progress=False)
-    np.testing.assert_allclose(both.exponents[1], alone.exponents[0], rtol=1e-9)
+    # chaotic at η = 5: roundoff of different batch shapes grows like e^{λt}
+    np.testing.assert_allclose(both.exponents[1], alone.exponents[0], rtol=1e-5)
     # small η: GD barely moves, no exponential separation
     assert np.all(np.abs(both.exponents[0, :, 0]) < 0.01)
     # the running estimate ends at the reported exponent
