@@ -1,4 +1,11 @@
-"""Lyapunov exponents of training maps: finite-ε network exponents (``finite``)."""
+"""Lyapunov exponents of training maps.
+
+``finite``: finite-ε network exponents from ε-ball divergence (λ_nMLE, ρ).
+``tangent``: exact tangent-space exponents and spectra of any map.
+``tangent_ensemble``: tangent exponents over (η, ic) grids in one program.
+``local``: one-step GD exponents ln|1 − ηλ_i(H)| from the Hessian.
+``spectrum``: Kaplan–Yorke dimension and counts.
+"""
 
 from gdchaos.lyapunov.finite import (
     FiniteExponents,
@@ -8,12 +15,30 @@ from gdchaos.lyapunov.finite import (
     summarize,
     window_grid,
 )
+from gdchaos.lyapunov.local import LocalExponents, chaotic_count, gd_local_exponents, local_exponents, local_exponents_along
+from gdchaos.lyapunov.spectrum import kaplan_yorke, n_positive
+from gdchaos.lyapunov.tangent import LyapunovState, TangentMap, exponents, lyapunov_spectrum, tangent_map
+from gdchaos.lyapunov.tangent_ensemble import TangentResult, run_tangent
 
 __all__ = [
     "FiniteExponents",
+    "LocalExponents",
+    "LyapunovState",
+    "TangentMap",
+    "TangentResult",
     "WindowFit",
     "best_window_fit",
+    "chaotic_count",
+    "exponents",
     "finite_exponents",
+    "gd_local_exponents",
+    "kaplan_yorke",
+    "local_exponents",
+    "local_exponents_along",
+    "lyapunov_spectrum",
+    "n_positive",
+    "run_tangent",
     "summarize",
+    "tangent_map",
     "window_grid",
 ]
