@@ -134,3 +134,23 @@ def tangent_sweep(
     )
     meta = {**provenance(), "task": task.name, "seed": seed, **(attrs or {})}
     return tangent_dataset(result, meta)
+
+
+def add_window_matched_tangent(ds: xr.Dataset) -> xr.Dataset:
+    """Add ``tangent_window_exponent`` (eta, eps, ic): the tangent exponent over Λ's own fit window.
+
+    The finite-ε Λ is the growth rate over the best-R² window [s, s + L] near the start
+    of training; the tangent λ_max averages over the whole run. Averaging the tangent
+    log-stretch ln|R_11(t)| over the same window makes the two directly comparable
+    (they agree where ε is small enough for the linearization to hold). Needs a
+    Dataset with both methods on the same initial conditions (``method=both``).
+    """
+    log_stretch = ds.tangent_log_stretch.values  # (eta, ic, step)
+    start, length = ds.window_start.values, ds.window_length.values  # (eta, eps, ic)
+    csum = np.concatenate([np.zeros(log_stretch.shape[:-1] + (1,)), np.cumsum(log_stretch, axis=-1)], axis=-1)
+    eta_i, ic_i = np.meshgrid(np.arange(ds.sizes["eta"]), np.arange(ds.sizes["ic"]), indexing="ij")
+    out = np.empty(start.shape)
+    for j in range(start.shape[1]):
+        s, n = start[:, j], length[:, j]
+        out[:, j] = (csum[eta_i, ic_i, s + n] - csum[eta_i, ic_i, s]) / n
+    return ds.assign(tangent_window_exponent=(("eta", "eps", "ic"), out))

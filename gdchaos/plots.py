@@ -124,6 +124,9 @@ def tangent_figure(ds: xr.Dataset):
         for eps in ds.eps.values:
             s = ds.sel(eps=eps)
             ax0.errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"finite λ_nMLE, ε = {eps:g}")
+            if "tangent_window_exponent" in s:
+                matched = s.tangent_window_exponent.where(s.kept.astype(bool)).mean("ic")
+                ax0.plot(s.eta, matched, marker="x", ls=":", label="tangent over Λ's fit windows")
     ax0.axhline(0.0, color="gray", lw=0.8)
     ax0.set_ylabel("Lyapunov exponent (nat / update)")
     _eta_axis(ax0, ds.eta)

@@ -148,7 +148,7 @@ def run_sweep(cfg, output_dir) -> "object":
     from gdchaos import plots, results
     import xarray as xr
 
-    from gdchaos.experiment import finite_sweep, tangent_sweep
+    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
     from gdchaos.task import build_task
 
     validate(cfg)
@@ -199,7 +199,7 @@ def run_sweep(cfg, output_dir) -> "object":
             progress=cfg.progress,
             attrs=attrs,
         ))
-    ds = xr.merge(parts, combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
+    ds = add_window_matched_tangent(xr.merge(parts, combine_attrs="drop_conflicts")) if len(parts) > 1 else parts[0]
     path = results.save(ds, output_dir)
     plots.save_all(ds, os.path.join(output_dir, "figures"), etas=cfg.figures.etas)
     for prefix in ("", "tangent_"):
