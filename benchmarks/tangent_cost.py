@@ -24,12 +24,13 @@ from gdchaos.models import count_params  # noqa: E402
 from gdchaos.task import build_task  # noqa: E402
 
 CASES = {
-    "iris 4-10-3": ({"name": "iris"}, {"hidden": [10]}),
-    "digits 64-64-10": ({"name": "digits"}, {"hidden": [64], "activation": "tanh"}),
+    # name: (data, model, (n_eta, n_ic) full, quick)
+    "iris 4-10-3": ({"name": "iris"}, {"hidden": [10]}, (20, 10), (4, 4)),
+    "digits 64-64-10": ({"name": "digits"}, {"hidden": [64], "activation": "tanh"}, (4, 4), (2, 2)),
 }
 
 
-def time_scan(step, state, hyper, steps, repeats=3):
+def time_scan(step, state, hyper, steps, repeats=2):
     run = jax.jit(lambda s: jax.lax.scan(lambda c, _: (step(c, hyper)[0], None), s, None, length=steps)[0])
     jax.block_until_ready(run(state))
     best = np.inf
@@ -42,10 +43,10 @@ def time_scan(step, state, hyper, steps, repeats=3):
 
 def main():
     jax.config.update("jax_enable_x64", ARGS.dtype == "float64")
-    n_eta, n_ic = (4, 4) if ARGS.quick else (20, 10)
-    steps = 20 if ARGS.quick else 50
+    steps = 10 if ARGS.quick else 30
     rows = []
-    for name, (data_cfg, model_cfg) in CASES.items():
+    for name, (data_cfg, model_cfg, full, quick) in CASES.items():
+        n_eta, n_ic = quick if ARGS.quick else full
         task = build_task(data_cfg, model_cfg, {"name": "sgd"})
         params = jax.vmap(task.model.init)(jax.random.split(jax.random.key(0), n_eta * n_ic))
         states = jax.vmap(task.tmap.init)(params)
