@@ -117,6 +117,8 @@ def test_unknown_dataset_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("experiment", experiments())
 def test_each_experiment_runs_shrunk(experiment, tmp_path):
-    out = run_cli([f"experiment={experiment}", "eta=[0.5,5.0]", *SHRINK], tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert (tmp_path / "run" / "results.nc").exists()
+    from gdchaos.sweep import run_sweep
+
+    ds = run_sweep(compose_with(f"experiment={experiment}", "eta=[0.5,5.0]", *SHRINK), tmp_path)
+    assert (tmp_path / "results.nc").exists() and (tmp_path / "figures" / "summary.png").exists()
+    assert ds.sizes["eta"] == 2 and ds.sizes["ic"] == 2
