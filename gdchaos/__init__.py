@@ -9,8 +9,17 @@ as labelled arrays.
 from gdchaos import data, ensemble, losses, lyapunov, maps, models, perturb, plots, results
 from gdchaos.ensemble import EnsembleResult
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError
-from gdchaos.experiment import finite_sweep
-from gdchaos.lyapunov import FiniteExponents, best_window_fit, finite_exponents
+from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
+from gdchaos.lyapunov import (
+    FiniteExponents,
+    best_window_fit,
+    finite_exponents,
+    kaplan_yorke,
+    local_exponents,
+    lyapunov_spectrum,
+    run_tangent,
+    tangent_map,
+)
 from gdchaos.maps import StepInfo, TrainingMap, TrainState, from_optax, gd, momentum, sgd
 from gdchaos.models import Model, mlp
 from gdchaos.numerics import enable_float64, provenance, require_precision
@@ -30,6 +39,7 @@ __all__ = [
     "Task",
     "TrainState",
     "TrainingMap",
+    "add_window_matched_tangent",
     "best_window_fit",
     "build_task",
     "data",
@@ -40,8 +50,11 @@ __all__ = [
     "first_passage",
     "from_optax",
     "gd",
+    "kaplan_yorke",
+    "local_exponents",
     "losses",
     "lyapunov",
+    "lyapunov_spectrum",
     "maps",
     "mlp",
     "models",
@@ -51,5 +64,8 @@ __all__ = [
     "provenance",
     "require_precision",
     "results",
+    "run_tangent",
     "sgd",
+    "tangent_map",
+    "tangent_sweep",
 ]
