@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import resource
 import shlex
 import sys
@@ -20,8 +21,8 @@ DTYPES = ("float32", "float64")
 def setup(argv, default_devices: str = "auto", default_dtype: str = "both", extra=None):
     """Parse the common flags and set ``XLA_FLAGS`` before JAX starts.
 
-    Flags: ``--quick``; precision ``--float32`` / ``--float64`` (both given, or
-    neither, means the default ``default_dtype``; ``--dtype`` is the long form);
+    Flags: ``--quick``; precision ``--float32`` / ``--float64`` (both given: both;
+    neither: ``default_dtype``; ``--dtype float32|float64|both`` is the long form);
     ``--devices N|auto`` XLA host devices on CPU (``auto`` = one per core, as the
     sweep does) and ``--no-split`` (= ``--devices 1``); ``--append FILE``.
 
@@ -41,8 +42,9 @@ def setup(argv, default_devices: str = "auto", default_dtype: str = "both", extr
                         help=f"precision(s) to run (default: {default_dtype})")
     parser.add_argument("--float32", action="store_true", help="run in float32 (with --float64: both)")
     parser.add_argument("--float64", action="store_true", help="run in float64 (with --float32: both)")
-    parser.add_argument("--devices", default=default_devices,
-                        help=f"XLA host devices on CPU: N or auto = one per core (default: {default_devices})")
+    parser.add_argument("--devices", default=None,
+                        help=f"XLA host devices on CPU: N or auto = one per core (default: {default_devices}; "
+                        "an explicit value overrides a device count already in XLA_FLAGS)")
     parser.add_argument("--no-split", action="store_true",
                         help="one XLA host device: do not split the ensemble over cores (= --devices 1)")
     parser.add_argument("--append", default=None, metavar="FILE",
@@ -53,20 +55,24 @@ def setup(argv, default_devices: str = "auto", default_dtype: str = "both", extr
 
     chosen = [d for d in DTYPES if getattr(args, d)]
     if args.dtype is None:
-        args.dtype = chosen[0] if len(chosen) == 1 else default_dtype
+        args.dtype = default_dtype if not chosen else chosen[0] if len(chosen) == 1 else "both"
     elif chosen:
         parser.error("give either --dtype or --float32/--float64, not both")
     args.dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
 
-    if args.no_split:
-        args.devices = "1"
-    n = (os.cpu_count() or 1) if args.devices == "auto" else int(args.devices)
+    explicit = args.no_split or args.devices is not None
+    args.devices = "1" if args.no_split else args.devices or default_devices
+    n = (os.cpu_count() or 1) if args.devices == "auto" else int(args.devices) if args.devices.isdigit() else 0
     if n < 1:
         parser.error(f"--devices must be >= 1 or auto; got {args.devices}")
-    args.n_devices = n
     flags = os.environ.get("XLA_FLAGS", "")
-    if n > 1 and "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    if explicit:
+        flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", flags)
+    if "xla_force_host_platform_device_count" not in flags and n > 1:
+        flags = f"{flags} --xla_force_host_platform_device_count={n}"
+    os.environ["XLA_FLAGS"] = " ".join(flags.split())
+    if not os.environ["XLA_FLAGS"]:
+        del os.environ["XLA_FLAGS"]
     return args
 
 

@@ -73,7 +73,7 @@ def measure(task, *, n_eta, n_ic, n_perturb, steps, eps):
     res = ensemble.run(task.tmap, task.model.init, **kw)
     first_wall = time.perf_counter() - t0
     run, compile_s = res.run_seconds, res.compile_seconds
-    repeats = (0 if run > 0.3 else 2) if ARGS.quick else (0 if run > 2 else 1 if run > 0.3 else 3)
+    repeats = (0 if run > 1.5 else 2) if ARGS.quick else (0 if run > 5 else 2 if run > 0.3 else 4)
     for _ in range(repeats):
         run = min(run, ensemble.run(task.tmap, task.model.init, **kw).run_seconds)
     return compile_s, run, first_wall
@@ -117,7 +117,8 @@ def analyse(name, unit, x, t, work_per_x):
     elif a / b > x[-1]:
         lines.append(
             f"Overhead-bound over the whole measured range: the fixed per-call cost exceeds the work even "
-            f"at {unit} = {x[-1]:g}; throughput still grows ∝ {unit} (asymptote ≈ {work_per_x / b:,.0f} member-steps/s)."
+            f"at {unit} = {x[-1]:g}; throughput still grows ∝ {unit} "
+            f"(asymptote ≈ {work_per_x / b:,.0f} member-steps/s)."
         )
     else:
         cross = a / b
@@ -185,7 +186,7 @@ def main():
         f"Iris 4-10-3 sigmoid, full-batch GD, {dtype} (ε = {eps:g}), test accuracy and L1 distance "
         f"recorded every step; `gdchaos.ensemble.run` over {jax.device_count()} XLA device(s) (the "
         "ensemble is split over devices along ic when n_ic divides evenly, else along η, else not at all; "
-        "see the devices column). run s: best of up to 4 runs of the compiled program (compilation "
+        "see the devices column). run s: best of up to 5 runs of the compiled program (compilation "
         "excluded); first call wall s: the whole first `ensemble.run` call, including compiling the "
         "initialization (cached across calls with the same shapes, so it shows on the first point of a "
         f"shape). Peak RSS: {peak_rss_mb():.0f} MB."

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place
+from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once
 from gdchaos.lyapunov.tangent import exponents, tangent_map
 from gdchaos.maps import TrainingMap
 
@@ -112,10 +112,10 @@ def run_tangent(
     eta = check_grid(eta, n_ic, steps, chunk)
     init, make_advance = _compiled(tmap, init_params, n_ic, int(k), int(transient), int(renorm_every))
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
-    carry = init(key, eta_dev)
+    carry, init_seconds = run_once(init, key, eta_dev)
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
         make_advance, carry, hyper_dev, steps, chunk, progress, "tangent ensemble"
     )
     lam = jax.vmap(jax.vmap(lambda s: exponents(s, transient)))(carry)
-    return TangentResult(eta, np.asarray(lam), records, int(transient), compile_seconds, run_seconds)
+    return TangentResult(eta, np.asarray(lam), records, int(transient), init_seconds + compile_seconds, run_seconds)

@@ -1,0 +1,59 @@
+"""Training time τ: first passage of test accuracy over a target, and its summary over ICs."""
+
+import numpy as np
+import pytest
+
+from gdchaos.training_time import DEFAULT_TARGETS, first_passage, summarize_tau
+
+
+def test_first_passage_on_synthetic_accuracy_curves():
+    t = np.arange(50)
+    rising = 1 - np.exp(-t / 10)  # crosses 0.9 between t = 23 (0.8997) and t = 24 (0.9093)
+    acc = np.stack([
+        rising,
+        np.full(50, 0.5),  # never reached
+        np.full(50, 0.95),  # reached at step 0
+        np.where(t == 7, 0.9, 0.1),  # touches the target exactly once (>= counts)
+        np.where(t < 30, 0.1, np.nan),  # diverged before reaching it: NaN never counts
+    ])
+    tau = first_passage(acc, 0.9)
+    assert tau.tolist() == [24, -1, 0, 7, -1]
+    assert tau.dtype.kind == "i"
+    assert first_passage(rising, 0.5).item() == 7  # 1 - e^-0.7 = 0.503
+
+
+def test_first_passage_keeps_leading_axes_and_reads_time_last():
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.0, 0.8, size=(3, 2, 4, 40))  # (eta, eps, ic, step)
+    hits = {(0, 0, 1): 5, (2, 1, 3): 0, (1, 0, 0): 39}
+    for idx, step in hits.items():
+        acc[idx + (step,)] = 0.97
+    tau = first_passage(acc, 0.9)
+    assert tau.shape == (3, 2, 4)
+    for idx, step in hits.items():
+        assert tau[idx] == step
+    assert (tau == -1).sum() == tau.size - len(hits)
+
+
+def test_summarize_tau_averages_reached_only_and_counts_them():
+    tau = np.array([[2, -1, 0, 4], [-1, -1, -1, -1], [10, 10, 10, 10]])
+    s = summarize_tau(tau)
+    np.testing.assert_allclose(s["tau_mean"], [2.0, np.nan, 10.0], equal_nan=True)
+    np.testing.assert_allclose(s["tau_std"], [np.std([2, 0, 4]), np.nan, 0.0], equal_nan=True)
+    assert s["n_reached"].tolist() == [3, 0, 4]
+    down = summarize_tau(tau, axis=0)
+    np.testing.assert_allclose(down["tau_mean"], [6.0, 10.0, 5.0, 7.0])
+    assert down["n_reached"].tolist() == [2, 1, 2, 2]
+
+
+def test_end_to_end_with_never_reached_counted_separately():
+    t = np.arange(100)
+    acc = np.stack([np.clip(t / 50, 0, 1), np.clip(t / 80, 0, 1), np.full(100, 0.3)])  # τ = 45, 72, never
+    s = summarize_tau(first_passage(acc, 0.9))
+    assert s["tau_mean"] == pytest.approx((45 + 72) / 2)
+    assert s["n_reached"] == 2
+
+
+def test_default_targets_follow_the_papers():
+    assert DEFAULT_TARGETS["mnist"] == 0.9 and DEFAULT_TARGETS["iris"] == 0.9
+    assert DEFAULT_TARGETS["cifar10"] == 0.3
