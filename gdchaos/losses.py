@@ -21,7 +21,7 @@ def mse(logits, labels):
 
 def accuracy(logits, labels):
     """Fraction of samples whose arg-max logit equals the label."""
-    return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+    return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype))
 
 
 LOSSES = {"cross_entropy": cross_entropy, "mse": mse}

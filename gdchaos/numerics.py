@@ -15,6 +15,7 @@ import platform
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gdchaos.errors import PrecisionError
 
@@ -24,8 +25,7 @@ FLOAT64_EPS_THRESHOLD = 1e-4
 
 def needs_float64(eps) -> bool:
     """Whether a finite-ε perturbation of size ``eps`` (scalar or sequence) needs float64."""
-    values = eps if isinstance(eps, (list, tuple)) else [eps]
-    return min(float(e) for e in values) < FLOAT64_EPS_THRESHOLD
+    return float(np.min(np.asarray(eps, dtype=float))) < FLOAT64_EPS_THRESHOLD
 
 
 def float64_enabled() -> bool:
@@ -57,7 +57,7 @@ def require_precision(eps, dtype) -> None:
     """
     if needs_float64(eps) and jnp.finfo(dtype).bits < 64:
         raise PrecisionError(
-            f"eps={min(eps) if isinstance(eps, (list, tuple)) else eps:g} needs float64 "
+            f"eps={float(np.min(np.asarray(eps, dtype=float))):g} needs float64 "
             f"(below {FLOAT64_EPS_THRESHOLD:g}, perturbations round away in {jnp.dtype(dtype).name}); "
             "call gdchaos.enable_float64() before creating any array, raise eps, "
             "or use the tangent method (exact as eps -> 0, float32-safe)."

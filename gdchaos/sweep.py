@@ -76,7 +76,7 @@ def vectorize_overrides(argv: list[str]) -> list[str]:
         if isinstance(sweep, RangeSweep):
             values = expand_range(sweep.start, sweep.stop, sweep.step)
         elif isinstance(sweep, ChoiceSweep):
-            values = [float(v) for v in sweep.list]
+            values = _numbers(override.key_or_group, sweep.list)
         else:
             raise ConfigError(f"{override.key_or_group} accepts a list, a,b,c or range(...); got {arg!r}")
         out.append(f"{override.key_or_group}=[{','.join(repr(v) for v in values)}]")
@@ -85,12 +85,19 @@ def vectorize_overrides(argv: list[str]) -> list[str]:
     return out
 
 
-def _as_list(value) -> list[float]:
+def _numbers(key: str, values) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} values must be numbers; got {list(values)!r}") from None
+
+
+def _as_list(value, key: str = "eta/eps") -> list[float]:
     if value is None:
         return []
     if isinstance(value, (int, float, str)):
-        return [float(value)]
-    return [float(v) for v in value]
+        return _numbers(key, [value])
+    return _numbers(key, value)
 
 
 def validate(cfg) -> None:
@@ -98,7 +105,7 @@ def validate(cfg) -> None:
     from gdchaos.lyapunov.finite import check_window_grid
     from gdchaos.models import ACTIVATIONS
 
-    eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
+    eta, eps = _as_list(cfg.eta, "eta"), _as_list(cfg.eps, "eps")
     check(len(eta) > 0, "the eta grid is empty; give e.g. eta=0.1 or 'eta=range(0.01,20)'")
     check(all(e > 0 for e in eta), f"learning rates must be > 0; got eta={eta}")
     check(len(eps) > 0 and all(e > 0 for e in eps), f"eps must be > 0; got eps={eps}")

@@ -115,3 +115,8 @@ def test_small_eps_in_float32_is_refused():
         require_precision([1e-2, 1e-6], jnp.float32)
     require_precision(1e-8, jnp.float64)
     require_precision(1e-2, jnp.float32)
+
+
+def test_accuracy_is_recorded_in_the_compute_dtype(small_sweep):
+    assert small_sweep.accuracy.dtype == np.float64
+    assert np.all(np.isin(np.round(small_sweep.accuracy.values[..., 0] * 30, 6) % 1, [0.0]))

@@ -122,3 +122,10 @@ def test_each_experiment_runs_shrunk(experiment, tmp_path):
     ds = run_sweep(compose_with(f"experiment={experiment}", "eta=[0.5,5.0]", *SHRINK), tmp_path)
     assert (tmp_path / "results.nc").exists() and (tmp_path / "figures" / "summary.png").exists()
     assert ds.sizes["eta"] == 2 and ds.sizes["ic"] == 2
+
+
+def test_non_numeric_eta_is_a_config_error():
+    with pytest.raises(ConfigError, match="eta values must be numbers"):
+        vectorize_overrides(["eta=fast,slow"])
+    with pytest.raises(ConfigError, match="eta values must be numbers"):
+        validate(compose_with("eta=fast"))
