@@ -19,6 +19,8 @@ from gdchaos.lyapunov.local import LocalExponents, chaotic_count, gd_local_expon
 from gdchaos.lyapunov.spectrum import kaplan_yorke, n_positive
 from gdchaos.lyapunov.tangent import LyapunovState, TangentMap, exponents, lyapunov_spectrum, tangent_map
 from gdchaos.lyapunov.tangent_ensemble import TangentResult, run_tangent
+from gdchaos.lyapunov.local import hessian_matrix, hessian_spectrum, zero_tolerance
+from gdchaos.lyapunov.tangent import LyapunovInfo, LyapunovSpectrum, default_dynamical, dimension, running_exponents
 
 __all__ = [
     "FiniteExponents",
@@ -41,4 +43,12 @@ __all__ = [
     "summarize",
     "tangent_map",
     "window_grid",
+    "LyapunovInfo",
+    "LyapunovSpectrum",
+    "default_dynamical",
+    "dimension",
+    "hessian_matrix",
+    "hessian_spectrum",
+    "running_exponents",
+    "zero_tolerance",
 ]

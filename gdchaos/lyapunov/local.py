@@ -1,35 +1,46 @@
 r"""Local (one-step) Lyapunov exponents of gradient descent from the Hessian (herrmann2022).
 
-Near θ the GD map θ ↦ θ − η∇L(θ) has Jacobian I − ηH(θ). Along the Hessian
-eigenvector v_i (eigenvalue λ_i) a perturbation is stretched by |1 − ηλ_i| per
-step, so the local exponents are
+Near θ the GD map θ ↦ θ − η∇L(θ) has the symmetric Jacobian I − ηH(θ). Along the
+Hessian eigenvector v_i (eigenvalue λ_i) a perturbation is multiplied by 1 − ηλ_i in
+one step, so the local exponents are
 
-    μ_i = ln |1 − η λ_i|,
+    μ_i = ln |1 − η λ_i|       (−∞ at λ_i = 1/η: that direction is annihilated),
 
-and direction i is locally chaotic (μ_i ≥ 0) iff λ_i ≤ 0 or λ_i ≥ 2/η.
+and direction i is locally chaotic (μ_i ≥ 0) iff λ_i ≤ 0 or λ_i ≥ 2/η. For GD with L2
+weight decay pass the regularized loss (H + λ₂ I). On a quadratic loss ½θᵀAθ the
+Hessian is A everywhere and μ_i are the exact (tangent) Lyapunov exponents.
 
-The full Hessian is built explicitly (``jax.hessian`` on the flattened parameters),
-so this is for small models; large models use matrix-free curvature estimates.
+The Hessian is built explicitly (``jax.hessian`` of the flattened parameters, then
+``eigh``): N² memory and O(N³) time, so this is for small models (``max_params``);
+large models need matrix-free curvature (HVPs, Lanczos).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
+
+from gdchaos.errors import check
+
+MAX_PARAMS = 4096
 
 
 class LocalExponents(NamedTuple):
     """Hessian spectrum at θ and what it implies for GD at learning rate η.
 
     Attributes:
-        eigenvalues: ascending Hessian eigenvalues λ_i.
-        exponents: ln|1 − ηλ_i| (same order).
-        n_chaotic: number of directions with λ_i ≤ 0 or λ_i ≥ 2/η.
+        eigenvalues: ``(N,)`` Hessian eigenvalues λ_i, ascending.
+        exponents: ``(N,)`` ln|1 − ηλ_i|, same order.
+        n_chaotic: number of locally chaotic directions (λ_i ≤ 0 or λ_i ≥ 2/η).
         n_positive: number of λ_i > 0.
         n_negative: number of λ_i < 0.
+
+    Eigenvalues within :func:`zero_tolerance` of 0 count as exactly 0 in the counts.
     """
 
     eigenvalues: jax.Array
@@ -39,24 +50,86 @@ class LocalExponents(NamedTuple):
     n_negative: jax.Array
 
 
+def _check_size(params, max_params: int) -> int:
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    check(
+        n <= max_params,
+        f"the explicit Hessian of {n} parameters needs {n}×{n} entries; raise max_params "
+        f"(now {max_params}) if that fits in memory, or use matrix-free curvature for large models",
+    )
+    return n
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def hessian_matrix(loss: Callable, params) -> jax.Array:
-    """Explicit N×N Hessian of ``loss(params)`` over the flattened parameters."""
+    """Explicit N×N Hessian of ``loss(params)`` over the flattened parameters (``ravel_pytree`` order).
+
+    Compiled once per ``loss`` function (a hashable callable, static).
+    """
     flat, unravel = ravel_pytree(params)
     return jax.hessian(lambda v: loss(unravel(v)))(flat)
 
 
-def gd_local_exponents(eigenvalues: jax.Array, eta) -> jax.Array:
-    """μ_i = ln|1 − η λ_i| for Hessian eigenvalues λ_i."""
-    return jnp.log(jnp.abs(1.0 - eta * eigenvalues))
+@functools.partial(jax.jit, static_argnums=0)
+def _eigenvalues(loss: Callable, params) -> jax.Array:
+    return jnp.linalg.eigvalsh(hessian_matrix(loss, params))
 
 
-def chaotic_count(eigenvalues: jax.Array, eta) -> jax.Array:
-    """Number of locally chaotic directions: λ_i ≤ 0 or λ_i ≥ 2/η."""
-    return jnp.sum((eigenvalues <= 0) | (eigenvalues >= 2.0 / eta))
+def hessian_spectrum(loss: Callable, params, *, max_params: int = MAX_PARAMS) -> jax.Array:
+    """Ascending eigenvalues of the Hessian of ``loss(params)`` (compiled once per ``loss`` function).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> hessian_spectrum(lambda p: p["a"] ** 2 + 3 * p["b"] ** 2, {"a": 1.0, "b": 2.0}).tolist()
+        [2.0, 6.0]
+    """
+    _check_size(params, max_params)
+    return _eigenvalues(loss, params)
 
 
-def local_exponents(loss: Callable, params, eta) -> LocalExponents:
-    """Local GD exponents at ``params`` from the full Hessian spectrum of ``loss``.
+def gd_local_exponents(eigenvalues, eta) -> jax.Array:
+    """μ_i = ln|1 − η λ_i| for Hessian eigenvalues λ_i (broadcasts η against λ)."""
+    return jnp.log(jnp.abs(1.0 - eta * jnp.asarray(eigenvalues)))
+
+
+def zero_tolerance(eigenvalues, rtol=None) -> jax.Array:
+    """|λ| below which an eigenvalue counts as zero: ``rtol``·max|λ| over the last axis.
+
+    ``rtol`` defaults to N·ε of the dtype (the roundoff of ``eigh``), so exactly flat
+    directions (symmetries, dead units), which come out as ±roundoff, count as λ = 0.
+    """
+    lam = jnp.asarray(eigenvalues)
+    if rtol is None:
+        rtol = lam.shape[-1] * jnp.finfo(lam.dtype).eps
+    return rtol * jnp.max(jnp.abs(lam), axis=-1, keepdims=True)
+
+
+def chaotic_count(eigenvalues, eta, rtol=None) -> jax.Array:
+    """Number of locally chaotic directions, λ_i ≤ 0 or λ_i ≥ 2/η, over the last axis.
+
+    λ_i within :func:`zero_tolerance` of 0 count as 0 (chaotic, μ_i = 0: marginal).
+
+    Example:
+        >>> int(chaotic_count(jnp.array([-1.0, 0.5, 3.0]), eta=1.0))
+        2
+    """
+    lam = jnp.asarray(eigenvalues)
+    return jnp.sum((lam <= zero_tolerance(lam, rtol)) | (eta * lam >= 2.0), axis=-1)
+
+
+def _summarize(eig, eta, rtol=None) -> LocalExponents:
+    tol = zero_tolerance(eig, rtol)
+    return LocalExponents(
+        eigenvalues=eig,
+        exponents=gd_local_exponents(eig, eta),
+        n_chaotic=chaotic_count(eig, eta, rtol),
+        n_positive=jnp.sum(eig > tol, axis=-1),
+        n_negative=jnp.sum(eig < -tol, axis=-1),
+    )
+
+
+def local_exponents(loss: Callable, params, eta, *, max_params: int = MAX_PARAMS) -> LocalExponents:
+    """Local GD exponents at ``params`` from the full Hessian spectrum of ``loss(params)``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -65,16 +138,26 @@ def local_exponents(loss: Callable, params, eta) -> LocalExponents:
         >>> [round(float(v), 4) for v in le.exponents], int(le.n_chaotic)
         ([0.6931, -0.6931, 0.6931], 2)
     """
-    eig = jnp.linalg.eigvalsh(hessian_matrix(loss, params))
-    return LocalExponents(
-        eigenvalues=eig,
-        exponents=gd_local_exponents(eig, eta),
-        n_chaotic=chaotic_count(eig, eta),
-        n_positive=jnp.sum(eig > 0),
-        n_negative=jnp.sum(eig < 0),
-    )
+    return _summarize(hessian_spectrum(loss, params, max_params=max_params), eta)
 
 
-def local_exponents_along(loss: Callable, snapshots, eta) -> LocalExponents:
-    """:func:`local_exponents` for a stack of parameter snapshots (leading axis = time), vmapped."""
-    return jax.vmap(lambda p: local_exponents(loss, p, eta))(snapshots)
+@functools.partial(jax.jit, static_argnums=0)
+def _eigenvalues_along(loss: Callable, snapshots) -> jax.Array:
+    return jax.vmap(lambda p: _eigenvalues(loss, p))(snapshots)
+
+
+def local_exponents_along(loss: Callable, snapshots, eta, *, max_params: int = MAX_PARAMS) -> LocalExponents:
+    """:func:`local_exponents` at each of a stack of parameter snapshots (leading axis = time), vmapped.
+
+    Every field gains the leading snapshot axis, e.g. ``eigenvalues`` is ``(T, N)`` and
+    ``n_chaotic`` is ``(T,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: jnp.sum(p ** 4)  # Hessian diag(12 p²)
+        >>> le = local_exponents_along(loss, jnp.array([[0.1, 0.2], [0.5, 1.0]]), eta=0.5)
+        >>> le.n_chaotic.tolist()
+        [0, 1]
+    """
+    _check_size(jax.tree.map(lambda a: a[0], snapshots), max_params)
+    return _summarize(_eigenvalues_along(loss, snapshots), eta)
