@@ -11,10 +11,12 @@ from gdchaos.data import Dataset
 from gdchaos.errors import check
 from gdchaos.losses import accuracy, get_loss
 from gdchaos.maps import TrainingMap, from_optax, optax_alias, supervised_loss
-from gdchaos.models import Model, mlp
+from gdchaos.models import Model, cnn, mlp
 from gdchaos.training_time import DEFAULT_TARGETS
 
-MODEL_KINDS = ("mlp",)
+MODEL_KINDS = ("mlp", "cnn")
+IMAGE_MODELS = ("cnn",)
+"""Model kinds that read ``(n, H, W, C)`` images; the others get flattened inputs."""
 
 
 class Task(NamedTuple):
@@ -41,15 +43,49 @@ class Task(NamedTuple):
     name: str
 
 
-def build_model(cfg: dict, n_in: int, n_out: int) -> tuple[Model, str]:
-    """Model from a config dict (``kind: mlp``, ``hidden``, ``activation``, ``init``, ...)."""
+def wants_images(model_cfg: dict) -> bool:
+    """Whether the model config reads ``(n, H, W, C)`` images (``kind: cnn``) rather than flat vectors."""
+    return dict(model_cfg).get("kind", "mlp") in IMAGE_MODELS
+
+
+def build_model(cfg: dict, input_shape, n_out: int) -> tuple[Model, str]:
+    """Model and its label from a config dict (as in ``conf/model``).
+
+    ``kind: mlp``: ``hidden`` widths (an entry ``input`` means the input size, for square
+    layers), ``activation``, ``init``, ``weight_std``, ``use_bias``, ``output_bias``.
+    ``kind: cnn``: ``channels``, ``hidden``, ``kernel_size``, ``pool``, ``activation``,
+    ``init``, ``weight_std``, ``use_bias``. ``input_shape`` is the number of input
+    features (MLP) or the ``(H, W, C)`` image shape (CNN).
+
+    Example:
+        >>> build_model({"hidden": ["input"], "activation": "tanh", "use_bias": False}, 6, 2)[1]
+        'mlp-6-6-2-tanh'
+        >>> build_model({"kind": "cnn"}, (28, 28, 1), 10)[1]
+        'cnn-8-16-relu'
+    """
     cfg = dict(cfg)
     kind = cfg.pop("kind", "mlp")
     check(kind in MODEL_KINDS, f"unknown model kind {kind!r}; choose one of {list(MODEL_KINDS)}")
-    hidden = [int(h) for h in cfg.pop("hidden", [10])]
+    shape = (int(input_shape),) if isinstance(input_shape, (int, float)) else tuple(int(s) for s in input_shape)
+    n_in = 1
+    for s in shape:
+        n_in *= s
+    if kind == "cnn":
+        cfg.setdefault("activation", "relu")
+        cfg.setdefault("channels", [8, 16])
+        model = cnn(shape, n_out, **cfg)
+        return model, f"cnn-{'-'.join(str(int(c)) for c in cfg['channels'])}-{cfg['activation']}"
+    hidden = [_width(h, n_in) for h in cfg.pop("hidden", [10])]
     sizes = [n_in, *hidden, n_out]
     model = mlp(sizes, **cfg)
     return model, f"mlp-{'-'.join(map(str, sizes))}-{cfg.get('activation', 'sigmoid')}"
+
+
+def _width(h, n_in: int) -> int:
+    if isinstance(h, str):
+        check(h == "input", f"hidden widths are positive integers or 'input' (= the input size); got {h!r}")
+        return n_in
+    return int(h)
 
 
 def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str = "cross_entropy") -> Task:
@@ -62,9 +98,9 @@ def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str =
     """
     data_cfg, optimizer_cfg = dict(data_cfg), dict(optimizer_cfg)
     name = data_cfg.pop("name")
-    ds = data_lib.load(name, **data_cfg)
-    ds = ds.flatten()
-    model, model_name = build_model(model_cfg, ds.n_features, ds.n_classes)
+    images = wants_images(model_cfg)
+    ds = data_lib.load(name, images=images, **data_cfg)
+    model, model_name = build_model(model_cfg, ds.x_train.shape[1:], ds.n_classes)
     dtype = jnp.result_type(float)
     x, y = jnp.asarray(ds.x_train, dtype), jnp.asarray(ds.y_train)
     x_test, y_test = jnp.asarray(ds.x_test, dtype), jnp.asarray(ds.y_test)

@@ -82,3 +82,6 @@ def synthetic(
 
 BUILTIN = {"iris": iris, "digits": digits, "synthetic": synthetic}
 """Loaders that work offline, by name."""
+
+IMAGE_SHAPES = {"digits": (8, 8, 1)}
+"""Image shape ``(H, W, C)`` of built-in sets stored flat (for CNNs)."""
