@@ -149,7 +149,7 @@ def slope_p_value(slope, r2, n_points, alternative: str = "greater") -> np.ndarr
     Example:
         >>> p = slope_p_value(0.5, 0.9, 10)
         >>> round(float(p), 7)
-        1.28e-05
+        1.43e-05
     """
     check(alternative in ALTERNATIVES, f"alternative must be one of {list(ALTERNATIVES)}; got {alternative!r}")
     slope = np.asarray(slope, np.float64)
