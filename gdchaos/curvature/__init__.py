@@ -1,0 +1,68 @@
+"""Matrix-free curvature of a loss: Hessian-vector products, extreme eigenpairs, trace, spectral density.
+
+``hvp``: forward-over-reverse Hessian-vector products.
+``eigen``: Lanczos (full reorthogonalization) and power iteration; top/bottom-k eigenpairs.
+``trace``: Hutchinson trace estimates.
+``density``: spectral density by stochastic Lanczos quadrature.
+``along``: diagnostics along training (sharpness, chaotic counts, gradient and subspace overlaps).
+"""
+
+from gdchaos.curvature.along import (
+    CurvatureInfo,
+    Subspace,
+    curvature_info,
+    curvature_info_along,
+    direction_subspace,
+    random_subspace_overlap,
+    select_directions,
+    sharpness,
+    subspace_overlap,
+)
+from gdchaos.curvature.density import SpectralDensity, gaussian_density, hessian_density, slq, spectral_moment
+from gdchaos.curvature.eigen import (
+    FULL_MAX_PARAMS,
+    Eigenpairs,
+    LanczosResult,
+    eigenpairs_flat,
+    hessian_eigenpairs,
+    hessian_eigs,
+    lanczos,
+    power_iteration,
+    ritz_pairs,
+    tridiagonal,
+)
+from gdchaos.curvature.hvp import flat_hvp_fn, hvp, hvp_fn
+from gdchaos.curvature.trace import TraceEstimate, hutchinson, hutchinson_trace
+
+__all__ = [
+    "FULL_MAX_PARAMS",
+    "CurvatureInfo",
+    "Eigenpairs",
+    "LanczosResult",
+    "SpectralDensity",
+    "Subspace",
+    "TraceEstimate",
+    "curvature_info",
+    "curvature_info_along",
+    "direction_subspace",
+    "eigenpairs_flat",
+    "flat_hvp_fn",
+    "gaussian_density",
+    "hessian_density",
+    "hessian_eigenpairs",
+    "hessian_eigs",
+    "hutchinson",
+    "hutchinson_trace",
+    "hvp",
+    "hvp_fn",
+    "lanczos",
+    "power_iteration",
+    "random_subspace_overlap",
+    "ritz_pairs",
+    "select_directions",
+    "sharpness",
+    "slq",
+    "spectral_moment",
+    "subspace_overlap",
+    "tridiagonal",
+]

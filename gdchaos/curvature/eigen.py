@@ -1,0 +1,306 @@
+r"""Extreme Hessian eigenpairs, matrix-free: Lanczos with full reorthogonalization, power iteration.
+
+**Lanczos.** From a unit start vector v₁ the recurrence
+
+    β_j v_{j+1} = H v_j − α_j v_j − β_{j−1} v_{j−1},   α_j = v_jᵀ H v_j,
+
+builds an orthonormal basis V_m = [v₁ … v_m] of the Krylov space K_m(H, v₁) in which
+H is tridiagonal, T_m = V_mᵀ H V_m (α on the diagonal, β off it). The eigenpairs
+(θ_i, s_i) of T_m give Ritz pairs (θ_i, V_m s_i); the extreme ones converge first, with
+residual ‖H y_i − θ_i y_i‖ = |β_m s_{m,i}|. Each step costs one Hessian-vector product
+(:mod:`gdchaos.curvature.hvp`). Every new vector is orthogonalized against all previous
+ones twice (full reorthogonalization, O(m² N) work in total), so no spurious copies
+of converged eigenvalues appear. When β_j falls below √ε ‖H‖ the Krylov space is
+invariant; the next vector is then a fresh random one orthogonal to V (and β_j = 0),
+so degenerate eigenvalues are found with their multiplicity and m = N gives the
+whole spectrum.
+
+**Power iteration** v ← H v / ‖H v‖ converges to the eigenvalue of largest |λ| at rate
+|λ₂/λ₁| per product.
+
+Everything has fixed iteration counts (``lax.fori_loop``), so it jits and vmaps over an
+ensemble of parameter pytrees. Vectors are flat arrays (``ravel_pytree`` order) inside,
+and eigenvectors come back shaped like the parameters with a leading k axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from gdchaos.curvature.hvp import flat_hvp_fn
+from gdchaos.errors import check
+
+Params = Any
+
+FULL_MAX_PARAMS = 1024
+"""``method="auto"`` uses the explicit Hessian (all N eigenpairs) up to this many parameters, Lanczos above."""
+
+
+class LanczosResult(NamedTuple):
+    """Output of :func:`lanczos` with m steps on an N-dimensional operator.
+
+    Attributes:
+        alpha: ``(m,)`` diagonal of the tridiagonal T_m.
+        beta: ``(m,)`` β_j couples v_j and v_{j+1}; ``beta[:-1]`` is the off-diagonal of
+            T_m and ``beta[-1]`` the norm of the last residual. A zero marks a restart
+            (invariant subspace found).
+        vectors: ``(m, N)`` orthonormal Lanczos vectors, one per row.
+    """
+
+    alpha: jax.Array
+    beta: jax.Array
+    vectors: jax.Array
+
+
+class Eigenpairs(NamedTuple):
+    """Eigenvalue estimates and their unit eigenvectors.
+
+    Attributes:
+        values: ``(k,)`` eigenvalues.
+        vectors: pytree shaped like the parameters with a leading k axis; ``vectors[i]``
+            has unit L2 norm over all leaves and belongs to ``values[i]``.
+        residuals: ``(k,)`` ‖H v_i − λ_i v_i‖ (Lanczos: the Ritz estimate |β_m s_{m,i}|).
+    """
+
+    values: jax.Array
+    vectors: Any
+    residuals: jax.Array
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    check(
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool),
+        f"{name} must be an integer; got {value!r}",
+    )
+    check(value >= low, f"{name} must be >= {low}; got {value}")
+    if high is not None:
+        check(value <= high, f"{name} must be <= {high} (the number of parameters); got {value}")
+    return int(value)
+
+
+def _unit(v):
+    n = jnp.linalg.norm(v)
+    return v / jnp.where(n > 0, n, 1).astype(v.dtype)
+
+
+def _orthogonalize(basis, w):
+    """w minus its projection on the rows of ``basis`` (classical Gram–Schmidt, applied twice)."""
+    w = w - basis.T @ (basis @ w)
+    return w - basis.T @ (basis @ w)
+
+
+def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: int, key=None) -> LanczosResult:
+    r"""m = ``num_iters`` Lanczos steps with full reorthogonalization from the start vector ``v0`` (flat, N).
+
+    ``matvec`` is any symmetric linear operator on flat vectors (e.g. from
+    :func:`~gdchaos.curvature.hvp.flat_hvp_fn`). ``key`` draws the restart vectors after a
+    breakdown (default ``jax.random.key(0)``). Returns a :class:`LanczosResult`; the
+    leading j×j block of T_m is what j steps would have given.
+
+    Example (a diagonal operator; m = N recovers every eigenvalue):
+        >>> import jax.numpy as jnp
+        >>> d = jnp.array([1.0, 2.0, 5.0, 7.0])
+        >>> res = lanczos(lambda v: d * v, jnp.ones(4), num_iters=4)
+        >>> values, _, _ = ritz_pairs(res)
+        >>> [round(float(x), 4) for x in values]
+        [1.0, 2.0, 5.0, 7.0]
+    """
+    n = int(np.size(v0))
+    m = _check_int("num_iters", num_iters, 1, n)
+    v0 = jnp.ravel(v0)
+    dtype = v0.dtype
+    key = jax.random.key(0) if key is None else key
+    eps = jnp.finfo(dtype).eps
+    basis = jnp.zeros((m + 1, n), dtype).at[0].set(_unit(v0))
+
+    def body(j, carry):
+        basis, alpha, beta, anorm = carry
+        v = basis[j]
+        w = matvec(v)
+        a = jnp.vdot(v, w)
+        b_prev = jnp.where(j > 0, beta[j - 1], 0).astype(dtype)
+        w = w - a * v - b_prev * basis[j - 1]
+        w = _orthogonalize(basis, w)
+        b = jnp.linalg.norm(w)
+        anorm = jnp.maximum(anorm, jnp.sqrt(a**2 + b_prev**2 + b**2))
+        breakdown = b <= jnp.sqrt(eps) * anorm
+        fresh = _orthogonalize(basis, jax.random.normal(jax.random.fold_in(key, j), (n,), dtype))
+        nxt = jnp.where(breakdown, _unit(fresh), w / jnp.where(breakdown, 1, b).astype(dtype))
+        basis = basis.at[j + 1].set(nxt)
+        return basis, alpha.at[j].set(a), beta.at[j].set(jnp.where(breakdown, 0, b)), anorm
+
+    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros((), dtype))
+    basis, alpha, beta, _ = jax.lax.fori_loop(0, m, body, init)
+    return LanczosResult(alpha, beta, basis[:m])
+
+
+def tridiagonal(result: LanczosResult) -> jax.Array:
+    """T_m (m×m) of a :class:`LanczosResult`."""
+    off = result.beta[:-1]
+    return jnp.diag(result.alpha) + jnp.diag(off, 1) + jnp.diag(off, -1)
+
+
+def ritz_pairs(result: LanczosResult) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Ritz values ``(m,)`` ascending, Ritz vectors ``(m, N)`` (rows) and residual estimates ``(m,)``.
+
+    Residual of pair i: |β_m s_{m,i}| with s_i the eigenvector of T_m.
+    """
+    theta, s = jnp.linalg.eigh(tridiagonal(result))
+    vectors = s.T @ result.vectors
+    residuals = jnp.abs(result.beta[-1] * s[-1, :])
+    return theta, vectors, residuals
+
+
+def _default_iters(n: int, k: int) -> int:
+    return min(n, max(2 * k + 40, 3 * k))
+
+
+def _start(key, flat):
+    return jax.random.normal(key, flat.shape, flat.dtype)
+
+
+def _unravel_rows(unravel, rows):
+    return jax.vmap(unravel)(rows)
+
+
+def _lanczos_at(loss, params, num_iters, key):
+    matvec, flat, unravel = flat_hvp_fn(loss, params)
+    key = jax.random.key(0) if key is None else key
+    k_start, k_restart = jax.random.split(key)
+    res = lanczos(matvec, _start(k_start, flat), num_iters, k_restart)
+    return ritz_pairs(res), unravel
+
+
+def hessian_eigs(
+    loss: Callable[[Params], jax.Array],
+    params: Params,
+    k: int = 1,
+    *,
+    which: str = "top",
+    num_iters: int | None = None,
+    key=None,
+) -> Eigenpairs:
+    r"""The k largest (``which="top"``, descending) or smallest (``"bottom"``, ascending) Hessian eigenpairs by Lanczos.
+
+    Matrix-free: ``num_iters`` Hessian-vector products (default min(N, max(2k + 40, 3k)))
+    from a random start drawn with ``key`` (default ``jax.random.key(0)``). Check
+    ``residuals`` and raise ``num_iters`` if they are not small; ``num_iters = N`` is exact
+    up to roundoff. Jit/vmap-able over ``params``.
+
+    Example (H = diag(1, 2, 3, 10)):
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 2.0, 3.0, 10.0]) * p["w"] ** 2)
+        >>> top = hessian_eigs(loss, {"w": jnp.zeros(4)}, k=2)
+        >>> [round(float(x), 4) for x in top.values], top.vectors["w"].shape
+        ([10.0, 3.0], (2, 4))
+    """
+    check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    k = _check_int("k", k, 1, n)
+    num_iters = _default_iters(n, k) if num_iters is None else num_iters
+    _check_int("num_iters", num_iters, k, n)
+    (theta, vecs, res), unravel = _lanczos_at(loss, params, num_iters, key)
+    idx = jnp.arange(num_iters - 1, num_iters - 1 - k, -1) if which == "top" else jnp.arange(k)
+    return Eigenpairs(theta[idx], _unravel_rows(unravel, vecs[idx]), res[idx])
+
+
+def eigenpairs_flat(
+    loss: Callable[[Params], jax.Array],
+    params: Params,
+    k: int | None = None,
+    *,
+    method: str = "auto",
+    num_iters: int | None = None,
+    key=None,
+) -> tuple[jax.Array, jax.Array, jax.Array, Callable]:
+    """:func:`hessian_eigenpairs` with flat eigenvectors: ``(values (K,), vectors (K, N) rows, residuals (K,), unravel)``."""
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    method = resolve_method(method, n)
+    if method == "full":
+        from gdchaos.lyapunov.local import hessian_matrix
+
+        _, unravel = ravel_pytree(params)
+        values, vecs = jnp.linalg.eigh(hessian_matrix(loss, params))
+        return values, vecs.T, jnp.zeros_like(values), unravel
+    check(k is not None, "method='lanczos' needs k (how many eigenpairs at each end of the spectrum); pass k >= 1")
+    k = _check_int("k", k, 1, n)
+    num_iters = _default_iters(n, k) if num_iters is None else num_iters
+    _check_int("num_iters", num_iters, k, n)
+    (theta, vecs, res), unravel = _lanczos_at(loss, params, num_iters, key)
+    idx = np.array(sorted(set(range(k)) | set(range(num_iters - k, num_iters))))
+    return theta[idx], vecs[idx], res[idx], unravel
+
+
+def hessian_eigenpairs(
+    loss: Callable[[Params], jax.Array],
+    params: Params,
+    k: int | None = None,
+    *,
+    method: str = "auto",
+    num_iters: int | None = None,
+    key=None,
+) -> Eigenpairs:
+    r"""Hessian eigenpairs in ascending order: all N of them, or the k smallest and k largest.
+
+    ``method="full"`` builds the explicit Hessian
+    (:func:`gdchaos.lyapunov.local.hessian_matrix`) and returns all N pairs from ``eigh``
+    (``k`` ignored, residuals 0). ``method="lanczos"`` runs one Lanczos pass
+    (``num_iters`` HVPs, default min(N, max(2k + 40, 3k)), start from ``key``) and returns the
+    bottom-k and top-k Ritz pairs, min(2k, num_iters) in all (overlaps counted once).
+    ``"auto"`` is ``"full"`` for N ≤ :data:`FULL_MAX_PARAMS` and ``"lanczos"`` above.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([-1.0, 2.0, 3.0, 10.0]) * p ** 2)
+        >>> hessian_eigenpairs(loss, jnp.zeros(4)).values.tolist()
+        [-1.0, 2.0, 3.0, 10.0]
+        >>> ends = hessian_eigenpairs(loss, jnp.zeros(4), k=1, method="lanczos", num_iters=4)
+        >>> [round(float(x), 4) for x in ends.values]
+        [-1.0, 10.0]
+    """
+    values, vecs, res, unravel = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
+    return Eigenpairs(values, _unravel_rows(unravel, vecs), res)
+
+
+def resolve_method(method: str, n: int) -> str:
+    """``"full"`` or ``"lanczos"`` for ``method`` in ``{"auto", "full", "lanczos"}`` and N parameters."""
+    check(method in ("auto", "full", "lanczos"), f"method must be 'auto', 'full' or 'lanczos'; got {method!r}")
+    if method == "auto":
+        return "full" if n <= FULL_MAX_PARAMS else "lanczos"
+    return method
+
+
+def power_iteration(
+    loss: Callable[[Params], jax.Array], params: Params, *, num_iters: int = 100, key=None
+) -> Eigenpairs:
+    r"""Dominant Hessian eigenpair (largest |λ|) by ``num_iters`` steps of v ← Hv/‖Hv‖.
+
+    Returns :class:`Eigenpairs` with k = 1: the Rayleigh quotient vᵀHv (signed), the unit
+    vector, and ‖Hv − λv‖. Converges at rate |λ₂/λ₁| per step; when the most negative
+    eigenvalue is largest in modulus it finds that one (use :func:`hessian_eigs` for the
+    top of the spectrum).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 2.0, 8.0]) * p ** 2)
+        >>> round(float(power_iteration(loss, jnp.zeros(3), num_iters=60).values[0]), 4)
+        8.0
+    """
+    _check_int("num_iters", num_iters, 1)
+    matvec, flat, unravel = flat_hvp_fn(loss, params)
+    key = jax.random.key(0) if key is None else key
+    v0 = _unit(_start(key, flat))
+
+    def body(_, v):
+        return _unit(matvec(v))
+
+    v = jax.lax.fori_loop(0, num_iters, body, v0)
+    hv = matvec(v)
+    lam = jnp.vdot(v, hv)
+    res = jnp.linalg.norm(hv - lam * v)
+    return Eigenpairs(lam[None], _unravel_rows(unravel, v[None]), res[None])
