@@ -122,10 +122,11 @@ def resize_images(images: np.ndarray, size) -> np.ndarray:
 def _unavailable(name: str, data_dir: str | None, err: Exception) -> DatasetUnavailableError:
     where = data_dir or "~/tensorflow_datasets"
     detail = str(err).splitlines()[0] if str(err) else ""
+    dir_arg = f", data_dir={data_dir!r}" if data_dir else ""
     return DatasetUnavailableError(
         f"dataset {name!r} is not available in {where} ({type(err).__name__}: {detail}). "
         "Prepare it once on a machine with a network: python -c \"import tensorflow_datasets as tfds; "
-        f"tfds.builder('{name}', data_dir={data_dir!r}).download_and_prepare()\", "
+        f"tfds.builder('{name}'{dir_arg}).download_and_prepare()\", "
         "then copy the folder here and pass data.data_dir=PATH, or pass download=True (data.download=true)."
     )
 
