@@ -84,11 +84,14 @@ def _build(loss, eta, which, k, every, method, num_iters, seed, rtol) -> optax.G
         return len(set(range(k)) | set(range(m - k, m)))
 
     def init(params):
+        n = _n_params(params)
+        if k is not None:
+            _check_int("k", k, 1, n)
         zero = jnp.zeros((), jnp.int32)
         if every == 1:
             return CGDState(zero, None, None)
         flat, _ = ravel_pytree(params)
-        size = stored_size(flat.size)
+        size = stored_size(n)
         return CGDState(zero, jnp.zeros((size, flat.size), flat.dtype), jnp.zeros(size, bool))
 
     def update(updates, state, params=None):

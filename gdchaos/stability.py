@@ -27,6 +27,7 @@ ln ρ of the GD case.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -194,18 +195,27 @@ def sgd_stability(
     steps = _check_int("steps", steps, 1)
     transient = _check_int("transient", transient, 0)
     check(transient < steps, f"transient must be < steps ({steps}); got {transient}")
-    flat, unravel = ravel_pytree(params)
-    n = flat.size
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     k = _check_int("k", k, 1, n)
-    key = jax.random.key(0) if key is None else key
-    k_batch, k_basis = jax.random.split(key)
-
     if normal:
         check(
             n <= max_params,
             f"the normal-space projector needs the explicit Hessian of {n} parameters; raise max_params "
             f"(now {max_params}) if {n}×{n} fits in memory, or pass normal=False",
         )
+    key = jax.random.key(0) if key is None else key
+    rtol = None if rtol is None else float(rtol)
+    lam, ftle, n_normal = _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, params, x, y, eta, key)
+    return SGDStability(lam[0], lam, ftle, lam[0] < 0, n_normal)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, params, x, y, eta, key):
+    """Top-k exponents of δ ↦ P_N(δ − ηH_B δ) (compiled once per ``loss_fn`` and static options)."""
+    flat, unravel = ravel_pytree(params)
+    n, n_samples = flat.size, x.shape[0]
+    k_batch, k_basis = jax.random.split(key)
+    if normal:
         values, vecs = jnp.linalg.eigh(hessian_matrix(lambda p: loss_fn(p, x, y), params))
         keep = jnp.abs(values) > _tolerance(values, n, rtol)
         basis = vecs.T  # rows
@@ -232,4 +242,4 @@ def sgd_stability(
     lam, ftle = lyapunov_spectrum(
         step, (jnp.zeros_like(flat), k_batch), {"learning_rate": eta}, steps, k, transient=transient, key=k_basis
     )
-    return SGDStability(lam[0], lam, ftle, lam[0] < 0, n_normal)
+    return lam, ftle, n_normal

@@ -16,6 +16,7 @@ estimate tr(H^q)/N. :func:`gaussian_density` broadens it on a grid,
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -89,6 +90,14 @@ def hessian_density(
         >>> round(float(dens.weights.sum()), 6), round(float(spectral_moment(dens, 1)), 6)  # tr H / N = 2
         (1.0, 2.0)
     """
+    n = sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(params))
+    _check_int("num_probes", num_probes, 1)
+    _check_int("num_iters", num_iters, 1, n)
+    return _slq_at(loss, params, key, num_probes, num_iters)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _slq_at(loss, params, key, num_probes, num_iters):
     matvec, flat, _ = flat_hvp_fn(loss, params)
     return slq(matvec, flat.size, key, num_probes=num_probes, num_iters=num_iters, dtype=flat.dtype)
 

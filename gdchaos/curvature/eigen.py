@@ -25,6 +25,7 @@ and eigenvectors come back shaped like the parameters with a leading k axis.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -88,6 +89,34 @@ def _unit(v):
     return v / jnp.where(n > 0, n, 1).astype(v.dtype)
 
 
+def _key_words(key) -> jax.Array:
+    """Raw uint32 words of a PRNG key (typed or legacy), for :func:`_hash_uniform`."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    words = jnp.ravel(key).astype(jnp.uint32)
+    return jnp.stack([words[0], words[-1]])
+
+
+def _mix(x):
+    """A 32-bit integer hash (xor-shift-multiply)."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _hash_uniform(words, j, n: int, dtype):
+    """n pseudo-random numbers in [−1, 1) from key words and counter j: a cheap counter-based generator.
+
+    Used only for restart vectors after a Lanczos breakdown, where any vector outside the
+    current Krylov space will do; it compiles far faster than a threefry draw in a loop.
+    """
+    x = jnp.arange(n, dtype=jnp.uint32) + jnp.asarray(j).astype(jnp.uint32) * jnp.uint32(0x9E3779B9)
+    x = _mix(_mix(x ^ words[0]) ^ words[1])
+    return (x >> 8).astype(dtype) * (2.0 / 2**24) - 1.0
+
+
 def _orthogonalize(basis, w):
     """w minus its projection on the rows of ``basis`` (classical Gram–Schmidt, applied twice)."""
     w = w - basis.T @ (basis @ w)
@@ -114,7 +143,7 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: 
     m = _check_int("num_iters", num_iters, 1, n)
     v0 = jnp.ravel(v0)
     dtype = v0.dtype
-    key = jax.random.key(0) if key is None else key
+    words = _key_words(jax.random.key(0) if key is None else key)
     eps = jnp.finfo(dtype).eps
     basis = jnp.zeros((m + 1, n), dtype).at[0].set(_unit(v0))
 
@@ -129,7 +158,7 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: 
         b = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.sqrt(a**2 + b_prev**2 + b**2))
         breakdown = b <= jnp.sqrt(eps) * anorm
-        fresh = _orthogonalize(basis, jax.random.normal(jax.random.fold_in(key, j), (n,), dtype))
+        fresh = _orthogonalize(basis, _hash_uniform(words, j + 1, n, dtype))
         nxt = jnp.where(breakdown, _unit(fresh), w / jnp.where(breakdown, 1, b).astype(dtype))
         basis = basis.at[j + 1].set(nxt)
         return basis, alpha.at[j].set(a), beta.at[j].set(jnp.where(breakdown, 0, b)), anorm
@@ -168,12 +197,17 @@ def _unravel_rows(unravel, rows):
     return jax.vmap(unravel)(rows)
 
 
-def _lanczos_at(loss, params, num_iters, key):
-    matvec, flat, unravel = flat_hvp_fn(loss, params)
-    key = jax.random.key(0) if key is None else key
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _ritz_at(loss, params, num_iters, key):
+    matvec, flat, _ = flat_hvp_fn(loss, params)
     k_start, k_restart = jax.random.split(key)
-    res = lanczos(matvec, _start(k_start, flat), num_iters, k_restart)
-    return ritz_pairs(res), unravel
+    return ritz_pairs(lanczos(matvec, _start(k_start, flat), num_iters, k_restart))
+
+
+def _lanczos_at(loss, params, num_iters, key):
+    """Ritz pairs of the Hessian at ``params`` (compiled once per ``loss`` function and ``num_iters``) and ``unravel``."""
+    key = jax.random.key(0) if key is None else key
+    return _ritz_at(loss, params, num_iters, key), ravel_pytree(params)[1]
 
 
 def hessian_eigs(
@@ -292,15 +326,15 @@ def power_iteration(
         8.0
     """
     _check_int("num_iters", num_iters, 1)
-    matvec, flat, unravel = flat_hvp_fn(loss, params)
     key = jax.random.key(0) if key is None else key
-    v0 = _unit(_start(key, flat))
+    lam, v, res = _power_at(loss, params, num_iters, key)
+    return Eigenpairs(lam[None], _unravel_rows(ravel_pytree(params)[1], v[None]), res[None])
 
-    def body(_, v):
-        return _unit(matvec(v))
 
-    v = jax.lax.fori_loop(0, num_iters, body, v0)
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _power_at(loss, params, num_iters, key):
+    matvec, flat, _ = flat_hvp_fn(loss, params)
+    v = jax.lax.fori_loop(0, num_iters, lambda _, v: _unit(matvec(v)), _unit(_start(key, flat)))
     hv = matvec(v)
     lam = jnp.vdot(v, hv)
-    res = jnp.linalg.norm(hv - lam * v)
-    return Eigenpairs(lam[None], _unravel_rows(unravel, v[None]), res[None])
+    return lam, v, jnp.linalg.norm(hv - lam * v)

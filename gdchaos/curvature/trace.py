@@ -10,6 +10,7 @@ Hessian-vector product per probe; a diagonal H is estimated exactly by every pro
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -83,5 +84,13 @@ def hutchinson_trace(
         >>> float(est.trace), float(est.stderr)
         (8.0, 0.0)
     """
+    _check_int("num_probes", num_probes, 1)
+    if batch_size is not None:
+        _check_int("batch_size", batch_size, 1)
+    return _hutchinson_at(loss, params, key, num_probes, batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _hutchinson_at(loss, params, key, num_probes, batch_size):
     matvec, flat, _ = flat_hvp_fn(loss, params)
     return hutchinson(matvec, flat.size, key, num_probes, dtype=flat.dtype, batch_size=batch_size)

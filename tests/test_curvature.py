@@ -1,0 +1,325 @@
+"""Matrix-free curvature against exact answers: quadratics with a known Hessian and a small MLP."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from gdchaos import data, maps, models
+from gdchaos.curvature import (
+    SpectralDensity,
+    Subspace,
+    curvature_info,
+    curvature_info_along,
+    direction_subspace,
+    flat_hvp_fn,
+    gaussian_density,
+    hessian_density,
+    hessian_eigenpairs,
+    hessian_eigs,
+    hutchinson,
+    hutchinson_trace,
+    hvp,
+    hvp_fn,
+    lanczos,
+    power_iteration,
+    random_subspace_overlap,
+    ritz_pairs,
+    select_directions,
+    sharpness,
+    slq,
+    spectral_moment,
+    subspace_overlap,
+)
+from gdchaos.errors import ConfigError
+from gdchaos.losses import cross_entropy
+from gdchaos.lyapunov.local import hessian_matrix
+
+EIGS = np.array([-2.0, -0.5, 0.1, 0.3, 0.7, 1.0, 1.5, 2.5, 4.0, 6.0])
+N = EIGS.size
+ROT = np.linalg.qr(np.random.default_rng(0).normal(size=(N, N)))[0]
+A_NP = ROT @ np.diag(EIGS) @ ROT.T
+A = jnp.asarray(A_NP)
+PARAMS = {"a": jnp.ones((2, 3)), "b": jnp.linspace(-1.0, 1.0, 4)}  # N = 10 over two leaves
+_, UNRAVEL = ravel_pytree(PARAMS)
+
+
+def flat(tree):
+    return ravel_pytree(tree)[0]
+
+
+def quad(p):
+    v = flat(p)
+    return 0.5 * v @ A @ v
+
+
+def rows(vectors):
+    return np.asarray(jax.vmap(flat)(vectors))
+
+
+def assert_same_directions(got_rows, want_cols, atol):
+    """Each row of ``got_rows`` equals ± the matching column of ``want_cols``."""
+    for g, w in zip(got_rows, np.asarray(want_cols).T):
+        assert abs(abs(float(np.dot(g, w))) - 1.0) < atol
+        assert abs(float(np.linalg.norm(g)) - 1.0) < 1e-10
+
+
+# --------------------------------------------------------------------------- HVP
+
+
+def test_hvp_is_a_times_v_for_pytree_params():
+    v = UNRAVEL(jnp.arange(1.0, N + 1))
+    want = A_NP @ np.arange(1.0, N + 1)
+    np.testing.assert_allclose(flat(hvp(quad, PARAMS, v)), want, rtol=1e-12)
+    np.testing.assert_allclose(flat(hvp_fn(quad, PARAMS)(v)), want, rtol=1e-12)
+    matvec, flat0, unravel = flat_hvp_fn(quad, PARAMS)
+    np.testing.assert_allclose(matvec(jnp.arange(1.0, N + 1)), want, rtol=1e-12)
+    assert flat0.shape == (N,) and unravel(flat0)["a"].shape == (2, 3)
+
+
+def test_hvp_matches_explicit_hessian_on_a_nonquadratic_loss():
+    loss = lambda p: jnp.sum(jnp.sin(p["a"]) ** 2) + jnp.sum(p["b"] ** 3) * jnp.sum(p["a"])
+    v = UNRAVEL(jnp.linspace(-1.0, 2.0, N))
+    h = hessian_matrix(loss, PARAMS)
+    np.testing.assert_allclose(flat(hvp(loss, PARAMS, v)), h @ jnp.linspace(-1.0, 2.0, N), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- Lanczos, power iteration
+
+
+def test_lanczos_top_and_bottom_k_match_eigh():
+    w, u = np.linalg.eigh(A_NP)
+    top = hessian_eigs(quad, PARAMS, 3, which="top", num_iters=N, key=jax.random.key(3))
+    bottom = hessian_eigs(quad, PARAMS, 3, which="bottom", num_iters=N, key=jax.random.key(3))
+    np.testing.assert_allclose(top.values, w[::-1][:3], atol=1e-10)
+    np.testing.assert_allclose(bottom.values, w[:3], atol=1e-10)
+    assert top.vectors["a"].shape == (3, 2, 3) and top.vectors["b"].shape == (3, 4)
+    assert_same_directions(rows(top.vectors), u[:, ::-1][:, :3], atol=1e-10)
+    assert_same_directions(rows(bottom.vectors), u[:, :3], atol=1e-10)
+    assert np.all(np.asarray(top.residuals) < 1e-10)
+
+
+def test_lanczos_converges_to_separated_extremes_in_fewer_than_n_steps():
+    rng = np.random.default_rng(4)
+    eigs = np.concatenate([[-3.0, -2.0, -1.5], rng.uniform(0.0, 1.0, 54), [3.0, 4.0, 5.0]])
+    q = np.linalg.qr(rng.normal(size=(60, 60)))[0]
+    a = jnp.asarray(q @ np.diag(eigs) @ q.T)
+    loss = lambda p: 0.5 * p @ a @ p
+    top = hessian_eigs(loss, jnp.zeros(60), 3, which="top", num_iters=25)
+    bottom = hessian_eigs(loss, jnp.zeros(60), 3, which="bottom", num_iters=25)
+    np.testing.assert_allclose(top.values, [5.0, 4.0, 3.0], atol=1e-8)
+    np.testing.assert_allclose(bottom.values, [-3.0, -2.0, -1.5], atol=1e-8)
+    assert_same_directions(np.asarray(top.vectors), q[:, [59, 58, 57]], atol=1e-7)
+    assert_same_directions(np.asarray(bottom.vectors), q[:, [0, 1, 2]], atol=1e-7)
+    # the Ritz residual estimate is the true residual ‖Hv − λv‖
+    true_res = np.linalg.norm(np.asarray(top.vectors) @ np.asarray(a) - np.asarray(top.values)[:, None] * np.asarray(top.vectors), axis=1)
+    np.testing.assert_allclose(top.residuals, true_res, atol=1e-10)
+
+
+def test_lanczos_finds_repeated_eigenvalues_with_their_multiplicity():
+    eigs = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 5.0, 5.0])
+    q = np.linalg.qr(np.random.default_rng(2).normal(size=(8, 8)))[0]
+    a = jnp.asarray(q @ np.diag(eigs) @ q.T)
+    res = lanczos(lambda v: a @ v, jnp.ones(8), 8, key=jax.random.key(1))
+    values, vectors, _ = ritz_pairs(res)
+    np.testing.assert_allclose(values, eigs, atol=1e-10)
+    np.testing.assert_allclose(vectors @ vectors.T, np.eye(8), atol=1e-10)  # orthonormal despite breakdowns
+    # 4 distinct eigenvalues: the first Krylov space is invariant after 4 steps; a restart
+    # then finds the 3 distinct ones left (0, 1, 5), a second restart the last 0
+    assert int(jnp.sum(res.beta[:-1] == 0)) == 2
+
+
+def test_power_iteration_top_eigenvalue():
+    # |λ_max| = 6 dominates |λ_min| = 2: error shrinks like (4/6)^iters
+    pair = power_iteration(quad, PARAMS, num_iters=200, key=jax.random.key(0))
+    assert float(pair.values[0]) == pytest.approx(6.0, abs=1e-10)
+    assert_same_directions(rows(pair.vectors), np.linalg.eigh(A_NP)[1][:, -1:], atol=1e-10)
+
+
+def test_hessian_eigenpairs_full_and_lanczos_agree():
+    full = hessian_eigenpairs(quad, PARAMS, method="full")
+    np.testing.assert_allclose(full.values, EIGS, atol=1e-12)
+    ends = hessian_eigenpairs(quad, PARAMS, 2, method="lanczos", num_iters=N)
+    np.testing.assert_allclose(ends.values, EIGS[[0, 1, -2, -1]], atol=1e-10)
+    # 2k > num_iters: the two ends overlap and are counted once
+    np.testing.assert_allclose(hessian_eigenpairs(quad, PARAMS, 6, method="lanczos", num_iters=N).values, EIGS, atol=1e-10)
+
+
+def test_lanczos_top_k_matches_explicit_hessian_of_an_mlp():
+    ds = data.iris()
+    net = models.mlp((4, 5, 3), activation="sigmoid")
+    loss_fn = maps.supervised_loss(net.apply, cross_entropy)
+    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+    loss = lambda p: loss_fn(p, x, y)
+    params = net.init(jax.random.key(0))
+    assert models.count_params(params) == 43
+    w, u = np.linalg.eigh(np.asarray(hessian_matrix(loss, params)))
+    top = hessian_eigs(loss, params, 3, num_iters=30)  # 30 < N = 43 HVPs
+    np.testing.assert_allclose(top.values, w[::-1][:3], rtol=1e-8)
+    assert_same_directions(rows(top.vectors), u[:, ::-1][:, :3], atol=1e-6)
+    np.testing.assert_allclose(sharpness(loss, params, k=2, method="lanczos", num_iters=30), w[::-1][:2], rtol=1e-8)
+    np.testing.assert_allclose(sharpness(loss, params, k=2, method="full"), w[::-1][:2], rtol=1e-12)
+
+
+def test_lanczos_vmaps_over_an_ensemble():
+    loss = lambda p: jnp.sum(p["a"] ** 4) + jnp.sum(p["b"] ** 2 * jnp.sum(p["a"] ** 2))
+    ens = jax.tree.map(lambda x: x[None] * jnp.array([1.0, 0.5, -2.0]).reshape((3,) + (1,) * x.ndim), PARAMS)
+    batched = jax.jit(jax.vmap(lambda p: hessian_eigs(loss, p, 2, num_iters=N).values))(ens)
+    for i in range(3):
+        member = jax.tree.map(lambda x: x[i], ens)
+        want = np.linalg.eigvalsh(np.asarray(hessian_matrix(loss, member)))[::-1][:2]
+        np.testing.assert_allclose(batched[i], want, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- trace and density
+
+
+def test_hutchinson_is_unbiased_with_the_rademacher_variance():
+    probes = 20000
+    est = hutchinson_trace(quad, PARAMS, jax.random.key(1), probes, batch_size=5000)
+    # Var[zᵀAz] = 2 Σ_{i≠j} A_ij² for Rademacher z (a diagonal A is exact: see the doctest)
+    sigma = np.sqrt(2 * (np.sum(A_NP**2) - np.sum(np.diag(A_NP) ** 2)) / probes)
+    assert abs(float(est.trace) - EIGS.sum()) < 4 * sigma
+    assert float(est.stderr) == pytest.approx(sigma, rel=0.05)
+
+
+def test_slq_weights_and_moments_are_exact_for_a_diagonal_operator():
+    d = jnp.asarray(EIGS)
+    dens = slq(lambda v: d * v, N, jax.random.key(0), num_probes=3, num_iters=4)
+    np.testing.assert_allclose(dens.weights.sum(axis=1), 1.0 / 3, atol=1e-12)
+    # normalized Rademacher u has u_i² = 1/N, so uᵀ D^p u = tr(D^p)/N exactly, and
+    # 4-node Gauss quadrature is exact up to degree 7
+    for p in (1, 2, 3):
+        assert float(spectral_moment(dens, p)) == pytest.approx(np.mean(EIGS**p), abs=1e-10)
+
+
+def test_slq_moments_estimate_trace_powers_over_n_and_broaden_to_a_density():
+    probes = 4000
+    dens = hessian_density(quad, PARAMS, jax.random.key(2), num_probes=probes, num_iters=N)
+    assert dens.nodes.shape == (probes, N)
+    np.testing.assert_allclose(dens.nodes[0], EIGS, atol=1e-10)  # m = N: every eigenvalue is a node
+    assert float(dens.weights.sum()) == pytest.approx(1.0, abs=1e-10)
+    for p in (1, 2):
+        ap = np.linalg.matrix_power(A_NP, p)
+        # per probe uᵀA^p u = zᵀA^p z / N with Var = 2 Σ_{i≠j} (A^p)_ij² / N²
+        sigma = np.sqrt(2 * (np.sum(ap**2) - np.sum(np.diag(ap) ** 2)) / N**2 / probes)
+        assert abs(float(spectral_moment(dens, p)) - np.trace(ap) / N) < 4 * sigma
+    few = SpectralDensity(dens.nodes[:20], dens.weights[:20] * probes / 20)  # 20 probes are plenty here
+    grid = jnp.linspace(-6.0, 10.0, 1601)
+    phi = gaussian_density(few, grid, 0.2)
+    dx = float(grid[1] - grid[0])
+    assert float(jnp.sum(phi) * dx) == pytest.approx(1.0, abs=1e-6)
+    assert float(jnp.sum(grid * phi) * dx) == pytest.approx(float(spectral_moment(few, 1)), abs=1e-6)
+
+
+# --------------------------------------------------------------------------- along training
+
+
+def test_curvature_info_counts_and_gradient_overlaps():
+    w, u = np.linalg.eigh(A_NP)
+    eta = 0.4  # 2/η = 5: λ = 6 and the two negative ones are chaotic
+    at_top = UNRAVEL(jnp.asarray(u[:, -1]))  # gradient A θ is then along the top eigenvector
+    for method in ("full", "lanczos"):
+        info = curvature_info(quad, at_top, eta, k=2, method=method, num_iters=N)
+        np.testing.assert_allclose(info.top, [6.0, 4.0], atol=1e-10)
+        np.testing.assert_allclose(info.bottom, [-2.0, -0.5], atol=1e-10)
+        np.testing.assert_allclose(info.overlap_top, [1.0, 0.0], atol=1e-8)
+        np.testing.assert_allclose(info.overlap_bottom, [0.0, 0.0], atol=1e-8)
+        assert float(info.grad_norm) == pytest.approx(6.0, abs=1e-10)
+        assert float(info.mean_overlap_negative) == pytest.approx(0.0, abs=1e-8)
+    full = curvature_info(quad, at_top, eta, k=2, method="full")
+    assert (int(full.n_positive), int(full.n_negative), int(full.n_chaotic)) == (8, 2, 3)
+    assert float(full.mean_overlap_positive) == pytest.approx(1.0 / 8, abs=1e-8)
+    lanczos_info = curvature_info(quad, at_top, eta, k=2, method="lanczos", num_iters=N)
+    assert (int(lanczos_info.n_positive), int(lanczos_info.n_negative), int(lanczos_info.n_chaotic)) == (2, 2, 3)
+
+
+def test_curvature_info_along_snapshots_and_eta_grid():
+    snaps = jax.tree.map(lambda x: jnp.stack([x, 2 * x]), PARAMS)
+    info = jax.jit(lambda s: curvature_info_along(quad, s, 0.4, k=1))(snaps)
+    assert info.top.shape == (2, 1) and info.n_chaotic.tolist() == [3, 3]
+    counts = jax.vmap(lambda eta: curvature_info(quad, PARAMS, eta).n_chaotic)(jnp.array([0.1, 0.4, 0.6]))
+    assert counts.tolist() == [2, 3, 4]  # 2/η = 20, 5, 3.33
+
+
+def test_select_directions_kinds_and_top_k():
+    lam = jnp.asarray(EIGS)
+    assert select_directions(lam, "chaotic", eta=0.4).tolist() == [True, True] + [False] * 7 + [True]
+    assert int(select_directions(lam, "nonchaotic", eta=0.4).sum()) == 7
+    assert int(select_directions(lam, "positive").sum()) == 8
+    assert int(select_directions(lam, "negative").sum()) == 2
+    # top-2 chaotic by |ln|1 − ηλ||: λ = −2 (ln 1.8) and λ = 6 (ln 1.4) beat λ = −0.5 (ln 1.2)
+    assert np.flatnonzero(select_directions(lam, "chaotic", eta=0.4, k=2)).tolist() == [0, 9]
+    assert np.flatnonzero(select_directions(lam, "positive", k=3)).tolist() == [7, 8, 9]
+    # exactly flat directions count as λ = 0: chaotic, neither positive nor negative
+    flat_lam = jnp.array([-1e-18, 0.0, 1e-18, 1.0])
+    assert select_directions(flat_lam, "chaotic", eta=0.1).tolist() == [True, True, True, False]
+    assert not bool(select_directions(flat_lam, "negative").any())
+
+
+def test_subspace_overlap_properties_and_random_baseline():
+    e = jnp.eye(6)
+    assert float(subspace_overlap(e[:2], e[:4])) == pytest.approx(1.0)  # V ⊂ W
+    assert float(subspace_overlap(e[:2], e[3:])) == 0.0  # V ⊥ W
+    assert np.isnan(float(subspace_overlap(e[:2], e, mask_w=jnp.zeros(6, bool))))
+    masked = subspace_overlap(e, e, mask_v=jnp.arange(6) < 2, mask_w=jnp.arange(6) >= 1)
+    assert float(masked) == pytest.approx(0.5)  # span(e0, e1) vs span(e1..e5): ‖VWᵀ‖² = 1, d_min = 2
+    # Monte Carlo over independent uniformly random (Haar) subspaces of ℝ³⁰ with dims 4 and 7
+    dim, d_v, d_w, trials = 30, 4, 7, 400
+    rng = np.random.default_rng(0)
+    bases_v = np.stack([np.linalg.qr(rng.normal(size=(dim, d_v)))[0].T for _ in range(trials)])
+    bases_w = np.stack([np.linalg.qr(rng.normal(size=(dim, d_w)))[0].T for _ in range(trials)])
+    vals = np.asarray(jax.jit(jax.vmap(subspace_overlap))(bases_v, bases_w))
+    baseline = float(random_subspace_overlap(dim, d_v, d_w))
+    assert baseline == pytest.approx(7 / 30)
+    assert abs(vals.mean() - baseline) < 4 * vals.std() / np.sqrt(trials)
+    assert np.all((vals >= 0) & (vals <= 1))
+
+
+def test_chaotic_subspaces_at_two_times():
+    eta = 0.4
+    sub1 = direction_subspace(quad, PARAMS, "chaotic", eta)
+    assert isinstance(sub1, Subspace) and int(sub1.mask.sum()) == 3
+    # a rotated Hessian: the chaotic subspace moves
+    rot = jnp.asarray(np.linalg.qr(np.random.default_rng(5).normal(size=(N, N)))[0])
+    quad2 = lambda p: 0.5 * flat(p) @ (rot @ A @ rot.T) @ flat(p)
+    sub2 = direction_subspace(quad2, PARAMS, "chaotic", eta)
+    assert float(subspace_overlap(sub1, sub1)) == pytest.approx(1.0, abs=1e-10)
+    overlap = float(subspace_overlap(sub1, sub2))
+    v1 = rows(sub1.vectors)[np.asarray(sub1.mask)]
+    v2 = rows(sub2.vectors)[np.asarray(sub2.mask)]
+    assert overlap == pytest.approx(np.sum((v1 @ v2.T) ** 2) / 3, abs=1e-10)
+    lanczos_sub = direction_subspace(quad, PARAMS, "chaotic", eta, k=2, method="lanczos", num_iters=N)
+    assert int(lanczos_sub.mask.sum()) == 3
+    assert float(subspace_overlap(sub1, lanczos_sub)) == pytest.approx(1.0, abs=1e-8)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: hessian_eigs(quad, PARAMS, 0), "k must be >= 1; got 0"),
+        (lambda: hessian_eigs(quad, PARAMS, N + 1), "k must be <= 10"),
+        (lambda: hessian_eigs(quad, PARAMS, 2, which="middle"), "which must be 'top' or 'bottom'"),
+        (lambda: hessian_eigs(quad, PARAMS, 2, num_iters=N + 1), "num_iters must be <= 10"),
+        (lambda: hessian_eigs(quad, PARAMS, 3, num_iters=2), "num_iters must be >= 3"),
+        (lambda: hessian_eigenpairs(quad, PARAMS, method="dense"), "method must be 'auto', 'full' or 'lanczos'"),
+        (lambda: hessian_eigenpairs(quad, PARAMS, method="lanczos"), "needs k"),
+        (lambda: power_iteration(quad, PARAMS, num_iters=0), "num_iters must be >= 1"),
+        (lambda: hutchinson_trace(quad, PARAMS, jax.random.key(0), 0), "num_probes must be >= 1"),
+        (lambda: hutchinson(lambda v: v, 3, jax.random.key(0), 2, batch_size=0), "batch_size must be >= 1"),
+        (lambda: slq(lambda v: v, 3, jax.random.key(0), num_iters=4), "num_iters must be <= 3"),
+        (lambda: gaussian_density(SpectralDensity(jnp.ones((1, 1)), jnp.ones((1, 1))), jnp.zeros(3), 0.0), "sigma"),
+        (lambda: curvature_info(quad, PARAMS, eta=0.0), "eta must be > 0; got 0.0"),
+        (lambda: curvature_info(quad, PARAMS, eta=-1.0, k=1), "eta must be > 0"),
+        (lambda: select_directions(jnp.ones(3), "chaos", eta=1.0), "which must be one of"),
+        (lambda: select_directions(jnp.ones(3), "chaotic"), "pass eta > 0"),
+        (lambda: subspace_overlap(jnp.eye(3), jnp.eye(4)), "same space"),
+    ],
+)
+def test_bad_arguments_raise_config_errors_that_state_the_fix(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call()
