@@ -13,6 +13,7 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gdchaos.errors import check  # noqa: E402
 
@@ -47,6 +48,8 @@ def plot_ablation(importance, *, title: str = "", relative: bool = False):
         span = span if span > 0 else 1.0
         im = ax.imshow(m, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -span, span), aspect="auto", interpolation="nearest")
         ax.set_title(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("input unit i")
         ax.set_ylabel("output unit j")
         fig.colorbar(im, ax=ax, label="ΔL / L" if relative else "ΔL = L(w_ji = 0) − L")
@@ -158,9 +161,9 @@ def plot_kantz(result, *, title: str = ""):
     Example:
         >>> import numpy as np
         >>> from gdchaos.timeseries import kantz
-        >>> x = np.empty(600); x[0] = 0.3
-        >>> for t in range(599): x[t + 1] = 4 * x[t] * (1 - x[t])
-        >>> fig = plot_kantz(kantz(x, 0.01, max_steps=8, fit_range=(1, 5)))
+        >>> x = np.empty(1500); x[0] = 0.3
+        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> fig = plot_kantz(kantz(x, 0.005, max_steps=8, fit_range=(1, 5)))
         >>> len(fig.axes)
         3
     """

@@ -104,9 +104,14 @@ class SurrogateBand(NamedTuple):
     surrogate_acf: jax.Array
 
 
+def _shuffle(key, x):
+    """A uniformly random permutation of x (argsort of independent random 32-bit keys)."""
+    return x[jnp.argsort(jax.random.bits(key, x.shape, jnp.uint32))]
+
+
 @functools.partial(jax.jit, static_argnames=("max_lag", "n_surrogates"))
 def _band(x, key, level, max_lag: int, n_surrogates: int):
-    shuffled = jax.vmap(lambda k: jax.random.permutation(k, x))(jax.random.split(key, n_surrogates))
+    shuffled = jax.vmap(_shuffle, in_axes=(0, None))(jax.random.split(key, n_surrogates), x)
     acfs = _acf(shuffled, max_lag)
     q = jnp.stack([(1.0 - level) / 2.0, (1.0 + level) / 2.0]).astype(acfs.dtype)
     lower, upper = jnp.quantile(acfs, q, axis=0)
@@ -251,7 +256,7 @@ def _surrogate_curves(x, key, radius, floor, n_surrogates, batch_size, **static)
     keys = jax.random.split(key, n_surrogates)
 
     def one(k):
-        return _divergence_core(jax.random.permutation(k, x), radius, floor, **static).curve
+        return _divergence_core(_shuffle(k, x), radius, floor, **static).curve
 
     return jax.lax.map(one, keys, batch_size=batch_size)
 
@@ -329,11 +334,11 @@ def kantz_divergence(
 
     Example:
         >>> import numpy as np
-        >>> x = np.empty(500); x[0] = 0.3
-        >>> for t in range(499): x[t + 1] = 4 * x[t] * (1 - x[t])
-        >>> div = kantz_divergence(x, 0.02, max_steps=5)
-        >>> div.curve.shape, bool(div.curve[4] - div.curve[1] > 1.5)
-        ((6,), True)
+        >>> x = np.empty(1500); x[0] = 0.3
+        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> div = kantz_divergence(x, 0.005, max_steps=8)
+        >>> div.curve.shape, bool(div.curve[5] - div.curve[1] > 2.0)
+        ((9,), True)
     """
     x, r, fl, static = _prepare(x, radius, dim, delay, max_steps, theiler, norm, n_references, min_neighbors, floor)
     div = _divergence(x, r, fl, **static)
@@ -456,8 +461,8 @@ def kantz(
 
     Example:
         >>> import numpy as np
-        >>> x = np.empty(1000); x[0] = 0.3
-        >>> for t in range(999): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> x = np.empty(1500); x[0] = 0.3
+        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
         >>> res = kantz(x, 0.005, max_steps=8, fit_range=(1, 5))
         >>> bool(abs(res.exponent - np.log(2)) < 0.1), bool(res.p_value < 0.01)
         (True, True)

@@ -100,6 +100,8 @@ class Displacement(NamedTuple):
 def displacement_vs_path(trajectory: Params) -> Displacement:
     """Δw and D_w per weight from a parameter trajectory with time as the leading axis of every leaf.
 
+    Host-side (numpy): the trajectory is copied to host once; fields are numpy arrays.
+
     Example:
         >>> import jax.numpy as jnp
         >>> d = displacement_vs_path({"w": jnp.array([[1.0, 2.0], [3.0, 2.0], [2.0, 1.0]])})
@@ -114,16 +116,21 @@ def displacement_vs_path(trajectory: Params) -> Displacement:
         f"every leaf needs the same leading time axis with >= 2 snapshots; got lengths {sorted(steps)}",
     )
 
-    def per_leaf(w):
-        w = jnp.asarray(w)
-        absolute = jnp.abs(w[-1] - w[0])
-        start = jnp.abs(w[0])
-        relative = jnp.where(start > 0, absolute / jnp.where(start > 0, start, 1.0), jnp.nan)
-        return relative, jnp.sum(jnp.abs(jnp.diff(w, axis=0)), axis=0), absolute
+    return _displacement(trajectory)
 
-    out = jax.tree.map(per_leaf, trajectory)
-    treedef = jax.tree.structure(trajectory)
-    parts = jax.tree.transpose(treedef, jax.tree.structure((0, 0, 0)), out)
+
+def _leaf_displacement(w):
+    w = np.asarray(w)
+    absolute = np.abs(w[-1] - w[0])
+    start = np.abs(w[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(start > 0, absolute / np.where(start > 0, start, 1.0), np.nan)
+    return relative, np.sum(np.abs(np.diff(w, axis=0)), axis=0), absolute
+
+
+def _displacement(trajectory) -> Displacement:
+    out = jax.tree.map(_leaf_displacement, trajectory)
+    parts = jax.tree.transpose(jax.tree.structure(trajectory), jax.tree.structure((0, 0, 0)), out)
     return Displacement(*parts)
 
 
@@ -252,11 +259,13 @@ class Gallery(NamedTuple):
         figure: matplotlib Figure, rows (loss, ‖θ‖) × one column per η.
         eta: ``(n_eta,)`` learning rates.
         trajectory: :class:`Trajectory` with fields ``(n_eta, n_ic, steps)``.
+        initial: the initial conditions θ₀ (leaves ``(n_ic, *shape)``).
     """
 
     figure: Any
     eta: np.ndarray
     trajectory: Trajectory
+    initial: Params
 
 
 def regime_gallery(
@@ -267,12 +276,15 @@ def regime_gallery(
     steps: int = 1000,
     key: jax.Array | None = None,
     labels: dict | None = None,
+    every: int | None = None,
 ) -> Gallery:
     """Loss and weight-norm trajectories of ``n_ic`` initial conditions per η, from a :class:`~gdchaos.task.Task`.
 
     The same ICs (drawn by ``task.model.init``) are trained at every η with
     ``task.tmap`` and ``task.hyper``, in one program. ``labels`` maps η to a regime
     name (default :data:`DEFAULT_REGIMES`: monotone / edge of stability / intermittent).
+    ``every = k`` also keeps θ every k updates (``gallery.trajectory.params``, leaves
+    ``(n_eta, n_ic, steps/k + 1, *shape)``), e.g. for :func:`displacement_vs_path`.
 
     Example:
         >>> from gdchaos.task import build_task
@@ -288,12 +300,13 @@ def regime_gallery(
     check(n_ic >= 1, f"n_ic must be >= 1; got {n_ic}")
     key = jax.random.key(0) if key is None else key
     k_ic, k_batch = jax.random.split(key)
-    params = jax.vmap(task.model.init)(jax.random.split(k_ic, n_ic))
+    draw = jax.jit(lambda k: jax.vmap(task.model.init)(jax.random.split(k, n_ic)))
+    params, _ = ensemble.run_once(draw, k_ic)  # light XLA optimization: random draws compile slowly
     hyper = {**task.hyper, "learning_rate": etas}
-    traj = jax.device_get(record_trajectories(task.tmap, params, hyper, steps, key=k_batch))
+    traj = jax.device_get(record_trajectories(task.tmap, params, hyper, steps, every=every, key=k_batch))
     labels = DEFAULT_REGIMES if labels is None else labels
     fig = plot_regime_gallery(etas, traj, labels=labels, title=getattr(task, "name", ""))
-    return Gallery(fig, etas, traj)
+    return Gallery(fig, etas, traj, params)
 
 
 # --------------------------------------------------------- post-learning stability
@@ -314,7 +327,8 @@ class PostLearningResult(NamedTuple):
         pretrain_loss: ``(n_eta, n_ic, t0)`` reference loss during the t₀ updates.
         diverged: ``(n_eta, n_eps, n_ic, n_perturb + 1)`` bool.
         diverged_at: same shape; the update (counted from 0 at the IC) that diverged, −1 if none.
-        compile_seconds, run_seconds: set-up + compile time and run time.
+        compile_seconds: time to compile the draws, perturbations and the member steps.
+        run_seconds: time of the t₀ training updates (compilation included) and of the member steps.
     """
 
     eta: np.ndarray
@@ -329,17 +343,22 @@ class PostLearningResult(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_pretrain(tmap: TrainingMap, init_params, n_ic: int, t0: int):
-    """(key, per-η hyper) -> trained reference states (η, ic), their loss history, perturbation keys.
+def _compiled_draws(init_params, n_ic: int):
+    """key -> (ICs, batch keys, perturbation keys), drawn exactly as :func:`gdchaos.ensemble.run` does."""
 
-    Draws ICs and keys exactly as :func:`gdchaos.ensemble.run` does.
-    """
-
-    def pretrain(key, hyper):
+    def draws(key):
         k_ic, k_perturb, k_batch = jax.random.split(key, 3)
         params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
-        batch_keys = jax.random.split(k_batch, n_ic)
+        return params, jax.random.split(k_batch, n_ic), jax.random.split(k_perturb, n_ic)
 
+    return jax.jit(draws)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_pretrain(tmap: TrainingMap, t0: int):
+    """(ICs, batch keys, per-η hyper) -> reference states after t0 updates (η, ic) and their loss history."""
+
+    def pretrain(params, batch_keys, hyper):
         def train(p, k_b, h):
             def one(s, _):
                 s, info = tmap.step(s, h)
@@ -348,8 +367,7 @@ def _compiled_pretrain(tmap: TrainingMap, init_params, n_ic: int, t0: int):
             return jax.lax.scan(one, tmap.init(p, k_b), None, length=t0)
 
         per_ic = jax.vmap(train, in_axes=(0, 0, None))
-        states, loss = jax.vmap(per_ic, in_axes=(None, None, 0))(params, batch_keys, hyper)
-        return states, loss, jax.random.split(k_perturb, n_ic)
+        return jax.vmap(per_ic, in_axes=(None, None, 0))(params, batch_keys, hyper)
 
     return jax.jit(pretrain)
 
@@ -402,16 +420,15 @@ def post_learning(
     ``t0 = 0`` this is exactly ``ensemble.run`` (same draws). Fit exponents with
     :func:`post_learning_exponents`.
 
-    Example:
-        >>> import jax
-        >>> from gdchaos import data, models, maps, losses
-        >>> ds = data.iris()
-        >>> net = models.mlp((4, 3, 3))
-        >>> tmap = maps.gd(maps.supervised_loss(net.apply, losses.cross_entropy), ds.x_train, ds.y_train)
-        >>> res = post_learning(tmap, net.init, t0=50, eta=[0.1], eps=[1e-3], n_ic=2, n_perturb=3,
-        ...                     steps=10, key=jax.random.key(0))
-        >>> res.records["distance"].shape, res.pretrain_loss.shape
-        ((1, 1, 2, 4, 10), (1, 2, 50))
+    Example (GD on a strongly convex quadratic: perturbations of the minimum shrink):
+        >>> import jax, jax.numpy as jnp
+        >>> from gdchaos import maps
+        >>> tmap = maps.gd(lambda p, x, y: jnp.sum((x @ p - y) ** 2), jnp.eye(2), jnp.ones(2))
+        >>> res = post_learning(tmap, lambda k: jax.random.normal(k, (2,)), t0=50, eta=[0.1], eps=[1e-3],
+        ...                     n_ic=2, n_perturb=3, steps=10, key=jax.random.key(0))
+        >>> d = res.records["distance"]
+        >>> d.shape, bool((d[..., 1:, -1] < d[..., 1:, 0]).all())
+        ((1, 1, 2, 4, 10), True)
     """
     eta = ensemble.check_grid(eta, n_ic, steps, chunk)
     check(isinstance(t0, (int, np.integer)) and t0 >= 0, f"t0 must be an integer >= 0 (training updates); got {t0!r}")
@@ -423,11 +440,13 @@ def post_learning(
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
     hyper_dev = ensemble.eta_hyper(eta_dev, hyper)
+    (params, batch_keys, perturb_keys), draw_seconds = ensemble.run_once(_compiled_draws(init_params, int(n_ic)), key)
     t_start = time.perf_counter()
-    states, pre_loss, perturb_keys = _compiled_pretrain(tmap, init_params, int(n_ic), int(t0))(key, hyper_dev)
+    states, pre_loss = _compiled_pretrain(tmap, int(t0))(params, batch_keys, hyper_dev)
     pre_loss = np.asarray(pre_loss)
     pretrain_seconds = time.perf_counter() - t_start
-    carry, init_seconds = ensemble.run_once(_compiled_members(int(n_perturb), bool(include_bias)), states, perturb_keys, eps_dev)
+    members = _compiled_members(int(n_perturb), bool(include_bias))
+    carry, init_seconds = ensemble.run_once(members, states, perturb_keys, eps_dev)
     carry, hyper_dev = ensemble.place(carry, hyper_dev, n_ic, ic_axis=2)
     carry, records, compile_seconds, run_seconds = ensemble.drive(
         lambda length: ensemble._compiled_advance(tmap, observe, distance, length),
@@ -441,7 +460,7 @@ def post_learning(
         pretrain_loss=pre_loss,
         diverged=np.asarray(carry.dead),
         diverged_at=np.asarray(carry.dead_at),
-        compile_seconds=init_seconds + compile_seconds,
+        compile_seconds=draw_seconds + init_seconds + compile_seconds,
         run_seconds=pretrain_seconds + run_seconds,
     )
 
