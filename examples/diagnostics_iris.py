@@ -51,6 +51,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     size = SIZES["quick" if args.quick else "full"]
+    dpi = 60 if args.quick else 110
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gdchaos.enable_float64()  # ε = 1e-8 perturbations need float64
@@ -68,18 +69,18 @@ def main(argv=None) -> dict:
     # Regime gallery: the same ICs at η = 0.01, 1, 5.
     gallery = weights.regime_gallery(task, (0.01, 1.0, 5.0), n_ic=size["n_ic"], steps=size["steps"],
                                      key=key_gallery, every=1)
-    gallery.figure.savefig(out / "regime_gallery.png", dpi=110)
+    gallery.figure.savefig(out / "regime_gallery.png", dpi=dpi)
     lap("gallery")
     summary["final_loss"] = {f"{e:g}": gallery.trajectory.loss[i, :, -1].tolist() for i, e in enumerate(gallery.eta)}
 
     # Weight-level view of the η = 0.01 trajectory of IC 0 (every update of all 83 parameters).
     path = jax.tree.map(lambda a: a[0, 0], gallery.trajectory.params)
     disp = weights.displacement_vs_path(path)
-    dplots.plot_displacement(disp, title="η = 0.01, ic 0").savefig(out / "displacement.png", dpi=110)
+    dplots.plot_displacement(disp, title="η = 0.01, ic 0").savefig(out / "displacement.png", dpi=dpi)
     final = jax.tree.map(lambda a: a[0, 0], gallery.trajectory.final)
     importance = weights.ablation_importance(lambda p: task.loss_fn(p, x, y), final)
     dplots.plot_ablation(importance, title=f"ablation after {size['steps']} updates at η = 0.01").savefig(
-        out / "ablation.png", dpi=110)
+        out / "ablation.png", dpi=dpi)
     kernel = np.concatenate([np.ravel(v["kernel"]) for v in importance.values()])
     summary["ablation"] = {"max_dL": float(kernel.max()), "median_dL": float(np.median(kernel))}
     lap("weights")
@@ -98,7 +99,7 @@ def main(argv=None) -> dict:
     where = f"η = 5, ic {pick}, updates {start}..{start + window - 1}"
     acf = np.asarray(timeseries.autocorrelation(x5, size["max_lag"]))
     band = timeseries.surrogate_band(x5, size["max_lag"], size["acf_surrogates"], key_acf)
-    dplots.plot_acf(acf, band, title=f"{where}: loss ACF").savefig(out / "loss_acf.png", dpi=110)
+    dplots.plot_acf(acf, band, title=f"{where}: loss ACF").savefig(out / "loss_acf.png", dpi=dpi)
     outside = (acf > np.asarray(band.upper)) | (acf < np.asarray(band.lower))
     summary["acf"] = {"ic": pick, "start": start, "window": window, "max_lag": size["max_lag"],
                       "lags_outside_band": int(outside[1:].sum())}
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
     radius = 0.05 * float(np.std(x5))
     res = timeseries.kantz(x5, radius, dim=2, max_steps=10, fit_range=(1, 5), n_references=size["n_references"],
                            n_surrogates=size["kantz_surrogates"], key=key_kantz)
-    dplots.plot_kantz(res, title=f"Kantz on the loss series ({where})").savefig(out / "kantz.png", dpi=110)
+    dplots.plot_kantz(res, title=f"Kantz on the loss series ({where})").savefig(out / "kantz.png", dpi=dpi)
     summary["kantz"] = {"radius": radius, "exponent": res.exponent, "p_value": res.p_value,
                         "surrogate_p_value": _number(res.surrogate_p_value), "significant_fraction": res.significant_fraction}
     lap("acf_kantz")
@@ -115,7 +116,7 @@ def main(argv=None) -> dict:
     # Post-learning stability at η = 0.01: perturb after t0 updates (Fig. 6).
     post = weights.post_learning(task.tmap, task.model.init, t0=size["t0"], eta=[0.01], eps=[1e-8], n_ic=3,
                                  n_perturb=5, steps=size["post_steps"], key=key_post, hyper=task.hyper)
-    dplots.plot_post_learning(post).savefig(out / "post_learning.png", dpi=110)
+    dplots.plot_post_learning(post).savefig(out / "post_learning.png", dpi=dpi)
     d = post.records["distance"][0, 0, :, 1:]
     fe = weights.post_learning_exponents(post, **size["post_windows"])
     summary["post_learning"] = {

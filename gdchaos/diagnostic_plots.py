@@ -161,8 +161,8 @@ def plot_kantz(result, *, title: str = ""):
     Example:
         >>> import numpy as np
         >>> from gdchaos.timeseries import kantz
-        >>> x = np.empty(1500); x[0] = 0.3
-        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> x = np.empty(1000); x[0] = 0.3
+        >>> for t in range(999): x[t + 1] = 4 * x[t] * (1 - x[t])
         >>> fig = plot_kantz(kantz(x, 0.005, max_steps=8, fit_range=(1, 5)))
         >>> len(fig.axes)
         3

@@ -334,8 +334,8 @@ def kantz_divergence(
 
     Example:
         >>> import numpy as np
-        >>> x = np.empty(1500); x[0] = 0.3
-        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> x = np.empty(1000); x[0] = 0.3
+        >>> for t in range(999): x[t + 1] = 4 * x[t] * (1 - x[t])
         >>> div = kantz_divergence(x, 0.005, max_steps=8)
         >>> div.curve.shape, bool(div.curve[5] - div.curve[1] > 2.0)
         ((9,), True)
@@ -461,8 +461,8 @@ def kantz(
 
     Example:
         >>> import numpy as np
-        >>> x = np.empty(1500); x[0] = 0.3
-        >>> for t in range(1499): x[t + 1] = 4 * x[t] * (1 - x[t])
+        >>> x = np.empty(1000); x[0] = 0.3
+        >>> for t in range(999): x[t + 1] = 4 * x[t] * (1 - x[t])
         >>> res = kantz(x, 0.005, max_steps=8, fit_range=(1, 5))
         >>> bool(abs(res.exponent - np.log(2)) < 0.1), bool(res.p_value < 0.01)
         (True, True)
