@@ -143,7 +143,7 @@ class Trajectory(NamedTuple):
     Attributes:
         loss: ``(..., T)`` training loss L(θ_t) at the parameters before update t.
         weight_norm: ``(..., T)`` ‖θ_t‖₂ over all parameters (weights and biases).
-        grad_norm: ``(..., T)`` ‖∇L(θ_t)‖₂.
+        grad_norm: ``(..., T)`` ‖∇(L + ½λ‖θ‖²)(θ_t)‖₂ (``StepInfo.grad_norm``).
         diverged: ``(..., T)`` update t gave a non-finite loss, gradient or parameter.
         params: snapshots θ_0, θ_k, ..., θ_T (leaves ``(..., T/k + 1, *shape)``), or
             ``None`` when not recorded.
