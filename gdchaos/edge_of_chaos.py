@@ -1,0 +1,652 @@
+r"""Order–chaos phase diagram of x ↦ tanh(W x) and the path of a trained square tanh layer on it.
+
+Following "Edge of chaos as a guiding principle for modern neural network training"
+(eq. 1–9 and Appendices A, C), the hidden layer x ↦ tanh(W x) of a network whose
+hidden width equals its input width is read as a dynamical system with random couplings
+
+    W_ij = J0/N + (J/√N) z_ij,      z_ij of mean 0 and variance 1,
+
+so that J0 = N·mean(W) and J = √N·std(W) (:func:`estimate_j0_j`).
+
+**Mean-field boundary** (Appendix A). The fields h_i = Σ_j W_ij μ_j at the attractor
+are Gaussian over i with mean J0 μ and variance J² q0, where μ = (1/N) Σ μ_i and
+q0 = (1/N) Σ μ_i² (μ_i the mean of x*_i). Self-consistency gives
+
+    μ = ∫Dz tanh(J0 μ + J √q0 z),     q0 = ∫Dz tanh²(J0 μ + J √q0 z),
+
+(:func:`mean_field`), and the squared Jacobian norm (1/N)‖J*‖²_F → the criterion of eq. 3,
+
+    χ(J0, J) = J² ∫Dz sech⁴(J0 μ + J √q0 z);   χ < 1 ordered, χ > 1 chaotic.
+
+These are the Sherrington–Kirkpatrick equations at β = 1, and χ = 1 is the
+de Almeida–Thouless condition: the boundary (:func:`chaos_boundary`) in the paper's
+axes (J0/J, 1/J) is 1/J = 1 for J0/J ≤ 1 (μ = q0 = 0, χ = J²) and the AT line for
+J0/J > 1, which falls off as 1/J ≈ (4/(3√(2π))) exp(−(J0/J)²/2) for large J0/J.
+The branch followed is the ordered (paramagnetic or ferromagnetic, μ ≥ 0) one.
+
+Gaussian averages ∫Dz g(a + b z) use Gauss–Hermite quadrature in z while b ≤ 1. For
+b > 1 the integrand is narrower than the node spacing, so the average is taken in the
+field u = a + b z instead (Gauss–Legendre on [−30, 0] and [0, 30] against the Gaussian
+density of u, with ∫Dz sign(a + b z) = erf(a/(√2 b)) exact); both agree to ~1e-11.
+
+**Numerical phase diagram** (Fig. 1b). Two trajectories from x_0 ~ N(0, I) and
+x_0 + 10⁻⁴ ξ are iterated with the same W; the RMS separation after many steps
+vanishes in the ordered phase and saturates at O(1) in the chaotic one
+(:func:`separation_heatmap`, vmapped over the (J0/J, 1/J) grid and W draws).
+
+**Training** (Sec. III–IV). SGD with momentum α, batch B and weight decay λ,
+v ← α v − η (g + 2λ w), w ← w + v, moves (J0, J) of the hidden layer; in the ordered
+phase J² = A·epoch + C with A = D·η/((1 − α)B) (eq. 4–5, :func:`scale_factor`), and
+the weight decay that holds the layer at J* is λ* ≈ D/(4 S J*²) (eq. 8–9, S the
+training-set size; :func:`optimal_weight_decay`). :func:`track_training` records the
+path; :func:`jacobian_norm` evaluates (1/√N)‖J*‖_F of eq. 1 at the attractor mean.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import erf
+
+from gdchaos.errors import check
+from gdchaos.models import Model
+
+# --------------------------------------------------------------------------- Gaussian averages
+
+_HERMITE_NODES = 80
+_LEGENDRE_NODES = 64
+_FIELD_CUTOFF = 30.0
+
+
+@functools.lru_cache(maxsize=None)
+def _nodes():
+    z, wz = np.polynomial.hermite_e.hermegauss(_HERMITE_NODES)
+    wz = wz / np.sqrt(2 * np.pi)
+    x, wx = np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
+    half = (x + 1) / 2 * _FIELD_CUTOFF
+    u = np.concatenate([half, -half])
+    wu = np.concatenate([wx, wx]) * _FIELD_CUTOFF / 2
+    return z, wz, u, wu
+
+
+def _float(x):
+    from gdchaos.numerics import default_float
+
+    return jnp.asarray(x, default_float())
+
+
+def _sech(h):
+    e = jnp.exp(-2 * jnp.abs(h))
+    return 2 * jnp.sqrt(e) / (1 + e)
+
+
+@jax.jit
+def _averages(a, b):
+    """(E tanh, E tanh², E sech⁴, E[1 − sech⁴]) of a + b z, the last two without cancellation."""
+    dtype = jnp.result_type(a.dtype, b.dtype)
+    z, wz, u, wu = (jnp.asarray(v, dtype) for v in _nodes())
+    # z-space Gauss–Hermite: the integrand is smooth on the node scale while b ≤ 1
+    h = a[..., None] + b[..., None] * z
+    t2, s2 = jnp.tanh(h) ** 2, _sech(h) ** 2
+    in_z = jnp.stack([jnp.tanh(h) @ wz, t2 @ wz, (s2**2) @ wz, (t2 * (1 + s2)) @ wz])
+    # field space u = a + b z for b > 1: the Gaussian density of u against localized sech^k
+    bb = jnp.maximum(b, 1)[..., None]
+    density = wu * jnp.exp(-0.5 * ((u - a[..., None]) / bb) ** 2) / (bb * jnp.sqrt(2 * jnp.pi).astype(dtype))
+    su2 = _sech(u) ** 2
+    sign_part = erf(a / (jnp.sqrt(2.0).astype(dtype) * jnp.maximum(b, 1)))
+    s2u, s4u = jnp.sum(density * su2, -1), jnp.sum(density * su2**2, -1)
+    in_u = jnp.stack([jnp.sum(density * (jnp.tanh(u) - jnp.sign(u)), -1) + sign_part, 1 - s2u, s4u, 1 - s4u])
+    return jnp.where(b > 1, in_u, in_z)
+
+
+def gaussian_averages(a, b):
+    r"""(∫Dz tanh, ∫Dz tanh², ∫Dz sech⁴) of a + b z, z ~ N(0, 1), b ≥ 0; elementwise over a, b.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> t, t2, s4 = gaussian_averages(0.0, 0.0)
+        >>> float(t), float(t2), float(s4)
+        (0.0, 0.0, 1.0)
+        >>> t, t2, s4 = gaussian_averages(0.0, 100.0)  # ∫du sech⁴ u = 4/3, so ≈ 4/(3·100·√(2π))
+        >>> round(float(s4 * 100 * (2 * jnp.pi) ** 0.5 * 3 / 4), 3)
+        1.0
+    """
+    a, b = jnp.broadcast_arrays(_float(a), _float(b))
+    out = _averages(a, b)
+    return out[0], out[1], out[2]
+
+
+# --------------------------------------------------------------------------- mean-field theory
+
+
+class MeanField(NamedTuple):
+    """Mean-field fixed point of x = tanh(W x) and the chaos criterion at (J0, J).
+
+    Attributes:
+        mu: μ = (1/N) Σ μ_i (≥ 0: the ferromagnetic branch is taken for J0 > 0).
+        q0: q0 = (1/N) Σ μ_i².
+        criterion: χ = J² ∫Dz sech⁴(J0 μ + J √q0 z) (eq. 3); χ > 1 is chaotic.
+    """
+
+    mu: jax.Array
+    q0: jax.Array
+    criterion: jax.Array
+
+
+def _solve_one(j0, j, iterations: int, newton: int):
+    """(μ, q0, χ, χ − 1) on the ordered branch; χ − 1 = J² − 1 − J² ∫Dz (1 − sech⁴) keeps its sign near J = 1."""
+
+    def F(s):
+        out = _averages(j0 * s[0], j * jnp.sqrt(jnp.maximum(s[1], 0)))
+        return jnp.stack([out[0], out[1]])
+
+    s0 = jnp.stack([jnp.where(j0 > 0, 1.0, 0.0).astype(j.dtype), jnp.ones((), j.dtype)])
+    s = jax.lax.fori_loop(0, iterations, lambda _, s: F(s), s0)
+
+    def polish(_, s):
+        g = F(s) - s
+        jac = jax.jacfwd(lambda v: F(v) - v)(s)
+        new = s + jnp.linalg.solve(jac, -g)
+        ok = jnp.all(jnp.isfinite(new)) & (new[1] >= 0) & (new[1] <= 1) & (jnp.abs(new[0]) <= 1)
+        return jnp.where(ok, new, s)
+
+    s = jax.lax.fori_loop(0, newton, polish, s)
+    mu, q0 = s[0], jnp.clip(s[1], 0, 1)
+    out = _averages(j0 * mu, j * jnp.sqrt(q0))
+    return mu, q0, j**2 * out[2], (j**2 - 1) - j**2 * out[3]
+
+
+@functools.partial(jax.jit, static_argnames=("iterations", "newton"))
+def _mean_field(j0, j, iterations: int, newton: int):
+    shape = jnp.broadcast_shapes(j0.shape, j.shape)
+    j0, j = jnp.broadcast_to(j0, shape).ravel(), jnp.broadcast_to(j, shape).ravel()
+    mu, q0, chi, _ = jax.vmap(_solve_one, (0, 0, None, None))(j0, j, iterations, newton)
+    return mu.reshape(shape), q0.reshape(shape), chi.reshape(shape)
+
+
+def mean_field(j0, j, *, iterations: int = 200, newton: int = 12) -> MeanField:
+    r"""Solve μ = ∫Dz tanh(J0μ + J√q0 z), q0 = ∫Dz tanh²(·) and return χ = J² ∫Dz sech⁴(·).
+
+    Plain fixed-point iteration from (μ, q0) = (1, 1) (μ = 0 if J0 ≤ 0) picks the
+    stable, ordered branch; a few Newton steps polish it. Broadcasts over ``j0``, ``j``.
+
+    Example (paramagnet below J = 1, ferromagnet for J0 > 1):
+        >>> mf = mean_field([0.0, 0.0, 2.0], [0.5, 1.5, 0.5])
+        >>> [round(float(v), 4) for v in mf.criterion[:1]], bool(mf.criterion[1] > 1), bool(mf.mu[2] > 0.5)
+        ([0.25], True, True)
+    """
+    j0, j = _float(j0), _float(j)
+    check(bool(jnp.all(j >= 0)), "J must be >= 0 (it is a standard deviation scale)")
+    return MeanField(*_mean_field(j0, j, int(iterations), int(newton)))
+
+
+def chaos_criterion(j0, j) -> jax.Array:
+    """χ(J0, J) = J² ∫Dz sech⁴(J0 μ + J √q0 z) of eq. 3 (> 1: chaotic). See :func:`mean_field`.
+
+    Example:
+        >>> round(float(chaos_criterion(0.0, 0.9)), 6), bool(chaos_criterion(0.0, 1.1) > 1)
+        (0.81, True)
+    """
+    return mean_field(j0, j).criterion
+
+
+@functools.partial(jax.jit, static_argnames=("bisections", "iterations", "newton"))
+def _boundary(ratio, j_min, j_max, bisections: int, iterations: int, newton: int):
+    def g(r, j):
+        return _solve_one(r * j, j, iterations, newton)[3]
+
+    def one(r):
+        def body(_, bracket):
+            lo, hi = bracket
+            mid = jnp.sqrt(lo * hi)
+            up = g(r, mid) > 0
+            return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
+
+        lo, hi = jax.lax.fori_loop(0, bisections, body, (j_min, j_max))
+        found = (g(r, j_min) < 0) & (g(r, j_max) > 0)
+        return jnp.where(found, 1 / jnp.sqrt(lo * hi), jnp.nan)
+
+    return jax.vmap(one)(ratio)
+
+
+def chaos_boundary(
+    ratio, *, j_min: float = 0.05, j_max: float = 1e4, bisections: int = 40, iterations: int = 50, newton: int = 12
+) -> jax.Array:
+    r"""1/J on the mean-field edge of chaos χ(J0, J) = 1 for each J0/J in ``ratio`` (the paper's Fig. 1b axes).
+
+    Bisection in log J on [j_min, j_max] along J0 = ratio·J; NaN where χ − 1 does not
+    change sign there (for J0/J ≳ 3.5 the boundary lies below 1/J = 10⁻⁴). Each χ
+    evaluation runs ``iterations`` fixed-point steps and ``newton`` Newton steps of
+    :func:`mean_field`; the defaults give 1/J to about 1e-3 near J0/J = 1, better elsewhere.
+
+    Example (1/J = 1 for J0/J ≤ 1, then the de Almeida–Thouless line):
+        >>> inv_j = chaos_boundary([-0.5, 0.0, 0.5, 1.5, 3.0])
+        >>> [round(float(v), 4) for v in inv_j]
+        [1.0, 1.0, 1.0, 0.275, 0.0061]
+    """
+    ratio = jnp.atleast_1d(_float(ratio))
+    check(ratio.ndim == 1, f"ratio must be a 1-D grid of J0/J values; got shape {ratio.shape}")
+    check(0 < j_min < j_max, f"need 0 < j_min < j_max; got j_min={j_min}, j_max={j_max}")
+    return _boundary(ratio, _float(j_min), _float(j_max), int(bisections), int(iterations), int(newton))
+
+
+# --------------------------------------------------------------------------- random couplings and the map
+
+
+def random_coupling(key, n: int, j0: float, j: float, dtype=None):
+    """W = J0/N + (J/√N) z with z_ij ~ N(0, 1): an (n, n) coupling matrix.
+
+    Example:
+        >>> import jax
+        >>> random_coupling(jax.random.key(0), 4, 0.0, 1.0).shape
+        (4, 4)
+    """
+    check(isinstance(n, (int, np.integer)) and n >= 2, f"n must be an integer >= 2; got {n!r}")
+    from gdchaos.numerics import default_float
+
+    dtype = dtype or default_float()
+    z = jax.random.normal(key, (n, n), dtype)
+    return (j0 / n + j / jnp.sqrt(n) * z).astype(dtype)
+
+
+def estimate_j0_j(w) -> tuple[jax.Array, jax.Array]:
+    """J0 = N·mean(W), J = √N·std(W) of a square (N, N) weight matrix (or a batch ``(..., N, N)``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> j0, j = estimate_j0_j(jnp.array([[0.5, 1.5], [1.5, 0.5]]))
+        >>> float(j0), round(float(j), 6)
+        (2.0, 0.707107)
+    """
+    w = jnp.asarray(w)
+    check(w.ndim >= 2 and w.shape[-1] == w.shape[-2], f"W must be square (N, N); got shape {w.shape}")
+    n = w.shape[-1]
+    return n * jnp.mean(w, axis=(-2, -1)), jnp.sqrt(n) * jnp.std(w, axis=(-2, -1))
+
+
+def asymptotic_state(w, x0, steps: int = 200, average: int = 50):
+    """Mean μ_i of x_t over the last ``average`` of ``steps`` iterations of x ↦ tanh(W x) from ``x0``.
+
+    Example (ordered: the attractor is x* = 0):
+        >>> import jax
+        >>> w = random_coupling(jax.random.key(0), 50, 0.0, 0.5)
+        >>> float(jax.numpy.abs(asymptotic_state(w, jax.numpy.ones(50))).max()) < 1e-6
+        True
+    """
+    check(0 < average <= steps, f"need 0 < average <= steps; got average={average}, steps={steps}")
+
+    def body(x, _):
+        x = jnp.tanh(w @ x)
+        return x, x
+
+    x, _ = jax.lax.scan(body, x0, None, length=steps - average)
+    _, xs = jax.lax.scan(body, x, None, length=average)
+    return jnp.mean(xs, axis=0)
+
+
+def jacobian_norm(w, x_star):
+    r"""(1/√N)‖J*‖_F with J* = diag(sech²(W x*)) W the Jacobian of x ↦ tanh(W x) at x* (eq. 1, A4).
+
+    Example (at x* = 0 it is ‖W‖_F/√N, i.e. ≈ J for J0 = 0):
+        >>> import jax, jax.numpy as jnp
+        >>> w = random_coupling(jax.random.key(0), 200, 0.0, 0.8)
+        >>> round(float(jacobian_norm(w, jnp.zeros(200)) / jnp.sqrt(jnp.sum(w**2) / 200)), 6)
+        1.0
+    """
+    w = jnp.asarray(w)
+    gain = _sech(w @ x_star) ** 2
+    return jnp.sqrt(jnp.sum((gain[:, None] * w) ** 2) / w.shape[-1])
+
+
+# --------------------------------------------------------------------------- numerical phase diagram
+
+
+class PhaseHeatmap(NamedTuple):
+    """Asymptotic separation of two nearby trajectories of x ↦ tanh(W x) on a (J0/J, 1/J) grid.
+
+    Attributes:
+        ratio: ``(n_ratio,)`` J0/J.
+        inv_j: ``(n_inv_j,)`` 1/J.
+        separation: ``(n_inv_j, n_ratio)`` RMS distance ‖x_t − x'_t‖/√N averaged over
+            the last steps and over W draws (≈ 0 ordered, O(1) chaotic).
+        growth: ``(n_inv_j, n_ratio)`` mean over draws of ln(d_final/d_0) (> 0 chaotic).
+        per_draw: ``(draws, n_inv_j, n_ratio)`` the separation of each W draw.
+        d0: initial RMS separation.
+    """
+
+    ratio: jax.Array
+    inv_j: jax.Array
+    separation: jax.Array
+    growth: jax.Array
+    per_draw: jax.Array
+    d0: float
+
+
+@functools.partial(jax.jit, static_argnames=("n", "draws", "steps", "average"))
+def _heatmap(ratio, inv_j, key, perturbation, n: int, draws: int, steps: int, average: int):
+    dtype = ratio.dtype
+    j = jnp.broadcast_to(1 / inv_j[:, None], (inv_j.size, ratio.size))
+    j0 = ratio[None, :] * j
+    kz, kx, kd = jax.random.split(key, 3)
+    z = jax.random.normal(kz, (draws, n, n), dtype)
+    x0 = jax.random.normal(kx, (draws, n), dtype)
+    dx = perturbation * jax.random.normal(kd, (draws, n), dtype)
+
+    def pair(j0, j, z, x0, dx):
+        def f(xs):  # W x = (J0/N) Σ_j x_j + (J/√N) z x, without forming W per grid point
+            return jnp.tanh(j0 * jnp.mean(xs, -1, keepdims=True) + (j / jnp.sqrt(n)) * (xs @ z.T))
+
+        def body(xs, _):
+            xs = f(xs)
+            return xs, jnp.sqrt(jnp.mean((xs[0] - xs[1]) ** 2))
+
+        xs = jnp.stack([x0, x0 + dx])
+        xs, _ = jax.lax.scan(body, xs, None, length=steps - average)
+        _, d = jax.lax.scan(body, xs, None, length=average)
+        d0 = jnp.sqrt(jnp.mean(dx**2))
+        final = jnp.mean(d)
+        return final, jnp.log(jnp.maximum(final, jnp.finfo(dtype).tiny) / d0)
+
+    grid = jax.vmap(jax.vmap(pair, (0, 0, None, None, None)), (0, 0, None, None, None))
+    sep, growth = jax.vmap(grid, (None, None, 0, 0, 0))(j0, j, z, x0, dx)
+    return sep, growth, jnp.sqrt(jnp.mean(dx**2))
+
+
+def separation_heatmap(
+    ratio,
+    inv_j,
+    key=None,
+    *,
+    n: int = 100,
+    draws: int = 3,
+    steps: int = 200,
+    average: int = 20,
+    perturbation: float = 1e-4,
+) -> PhaseHeatmap:
+    r"""Numerical order–chaos diagram (the heatmap of Fig. 1b), vmapped over the grid and W draws.
+
+    For every (J0/J, 1/J) and every draw z (shared across the grid, so draws differ
+    only by J0, J), iterate x and x' = x + ``perturbation``·ξ for ``steps`` steps and
+    average the RMS distance over the last ``average`` steps.
+
+    Example (ordered at J = 0.5, chaotic at J = 3):
+        >>> import jax
+        >>> h = separation_heatmap([0.0], [2.0, 1 / 3], jax.random.key(0), n=50, draws=2, steps=150)
+        >>> h.separation.shape, bool(h.growth[0, 0] < 0), bool(h.growth[1, 0] > 0)
+        ((2, 1), True, True)
+    """
+    ratio, inv_j = jnp.atleast_1d(_float(ratio)), jnp.atleast_1d(_float(inv_j))
+    check(ratio.ndim == 1 and inv_j.ndim == 1, "ratio and inv_j must be 1-D grids")
+    check(bool(jnp.all(inv_j > 0)), "1/J values must be > 0 (J = ∞ is not a network)")
+    check(isinstance(n, (int, np.integer)) and n >= 2, f"n must be an integer >= 2; got {n!r}")
+    check(isinstance(draws, (int, np.integer)) and draws >= 1, f"draws must be an integer >= 1; got {draws!r}")
+    check(0 < average <= steps, f"need 0 < average <= steps; got average={average}, steps={steps}")
+    check(perturbation > 0, f"perturbation must be > 0; got {perturbation}")
+    key = jax.random.key(0) if key is None else key
+    sep, growth, d0 = _heatmap(ratio, inv_j, key, _float(perturbation), int(n), int(draws), int(steps), int(average))
+    return PhaseHeatmap(ratio, inv_j, jnp.mean(sep, 0), jnp.mean(growth, 0), sep, float(d0))
+
+
+# --------------------------------------------------------------------------- training path
+
+
+def square_tanh_net(n: int, n_classes: int, j0: float = 0.0, j: float = 0.5) -> Model:
+    """Input → tanh(W x) (square N×N, no bias) → softmax logits, with W_ij = J0/N + (J/√N) z_ij at init.
+
+    Parameters use the layout of :func:`gdchaos.models.mlp`: ``layer0/kernel`` (N, N)
+    holds Wᵀ (h = tanh(x @ kernel)), ``layer1/kernel`` (N, C) ~ N(0, 1/N) and
+    ``layer1/bias`` (C,) = 0.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> net = square_tanh_net(8, 3)
+        >>> p = net.init(jax.random.key(0))
+        >>> net.apply(p, jnp.ones((5, 8))).shape, sorted(p["layer0"])
+        ((5, 3), ['kernel'])
+    """
+    check(n >= 2 and n_classes >= 2, f"need n >= 2 and n_classes >= 2; got n={n}, n_classes={n_classes}")
+    check(j > 0, f"initial J must be > 0; got {j}")
+    from gdchaos.numerics import default_float
+
+    def init(key):
+        dtype = default_float()
+        k1, k2 = jax.random.split(key)
+        w = random_coupling(k1, n, j0, j, dtype)
+        return {
+            "layer0": {"kernel": w.T},
+            "layer1": {
+                "kernel": jax.random.normal(k2, (n, n_classes), dtype) / jnp.sqrt(n).astype(dtype),
+                "bias": jnp.zeros((n_classes,), dtype),
+            },
+        }
+
+    def apply(params, x):
+        h = jnp.tanh(x.reshape(x.shape[0], -1) @ params["layer0"]["kernel"])
+        return h @ params["layer1"]["kernel"] + params["layer1"]["bias"]
+
+    return Model(init, apply)
+
+
+def hidden_matrix(params, layer: str = "layer0"):
+    """W of the hidden map x ↦ tanh(W x): the transpose of ``params[layer]["kernel"]``."""
+    return params[layer]["kernel"].T
+
+
+class Tracking(NamedTuple):
+    """The path of a trained square tanh layer, recorded at the start of every epoch and at the end.
+
+    Attributes (all ``(epochs + 1,)``):
+        epoch: 0, 1, ..., epochs.
+        j0, j: J0 = N·mean(W), J = √N·std(W).
+        jacobian_norm: (1/√N)‖J*‖_F at the attractor mean of x ↦ tanh(W x).
+        train_loss, test_loss, test_accuracy: full-set evaluations.
+        diverged: True once any update produced non-finite values.
+    """
+
+    epoch: jax.Array
+    j0: jax.Array
+    j: jax.Array
+    jacobian_norm: jax.Array
+    train_loss: jax.Array
+    test_loss: jax.Array
+    test_accuracy: jax.Array
+    diverged: jax.Array
+
+
+def track_training(
+    data,
+    *,
+    epochs: int = 20,
+    eta: float = 0.05,
+    momentum: float = 0.9,
+    batch_size: int = 32,
+    weight_decay: float = 0.0,
+    j0_init: float = 0.0,
+    j_init: float = 0.5,
+    key=None,
+    model: Model | None = None,
+    layer: str = "layer0",
+) -> Tracking:
+    r"""Train a square tanh network with SGD + momentum and record (J0, J) of its hidden layer per epoch.
+
+    The update is :func:`gdchaos.maps.momentum` with ``batch_size``: v ← α v + ∇(L + λ‖θ‖²),
+    θ ← θ − η v, i.e. the paper's v ← α v − η(g + 2λw) with λ = ``weight_decay``
+    applied to every parameter (``hyper["l2"] = 2λ``). An epoch is ⌊S/B⌋ updates, each
+    on B samples drawn without replacement. The network is :func:`square_tanh_net`
+    (N = number of input features) unless ``model`` is given (any model whose
+    ``params[layer]["kernel"]`` is square, e.g. ``gdchaos.models.mlp((N, N, C), "tanh",
+    init="fan_in", weight_std=0.5, use_bias=False, output_bias=True)``).
+
+    Args:
+        data: a :class:`gdchaos.data.Dataset` (inputs are flattened).
+        epochs, eta, momentum, batch_size, weight_decay: training parameters (E, η, α, B, λ).
+        j0_init, j_init: (J0, J) of the initial hidden layer (paper: 0 and 0.5).
+        key: PRNG key for the initialization and the mini-batches.
+
+    Example:
+        >>> import jax
+        >>> from gdchaos.data import synthetic
+        >>> ds = synthetic(n_samples=200, n_features=16, n_classes=3)
+        >>> tr = track_training(ds, epochs=3, eta=0.1, momentum=0.5, batch_size=16)
+        >>> tr.j.shape, bool(abs(tr.j[0] - 0.5) < 0.15), bool(tr.j[-1] > tr.j[0])
+        ((4,), True, True)
+    """
+    from gdchaos import losses, maps
+
+    check(isinstance(epochs, (int, np.integer)) and epochs >= 1, f"epochs must be an integer >= 1; got {epochs!r}")
+    check(eta > 0, f"eta must be > 0; got {eta}")
+    check(0 <= momentum < 1, f"momentum must be in [0, 1); got {momentum}")
+    check(weight_decay >= 0, f"weight_decay must be >= 0; got {weight_decay}")
+    data = data.flatten()
+    from gdchaos.numerics import default_float
+
+    dtype = default_float()
+    x, y = jnp.asarray(data.x_train, dtype), jnp.asarray(data.y_train)
+    xt, yt = jnp.asarray(data.x_test, dtype), jnp.asarray(data.y_test)
+    s = x.shape[0]
+    check(
+        isinstance(batch_size, (int, np.integer)) and 1 <= batch_size <= s,
+        f"batch_size must be an integer in 1..{s} (training set size); got {batch_size!r}",
+    )
+    model = model or square_tanh_net(data.n_features, data.n_classes, j0_init, j_init)
+    key = jax.random.key(0) if key is None else key
+    k_init, k_train, k_probe = jax.random.split(key, 3)
+    params = model.init(k_init)
+    check(
+        layer in params and params[layer]["kernel"].ndim == 2 and params[layer]["kernel"].shape[0] == params[layer]["kernel"].shape[1],
+        f"params[{layer!r}]['kernel'] must be a square matrix (hidden width = input width)",
+    )
+    loss_fn = maps.supervised_loss(model.apply, losses.cross_entropy)
+    tmap = maps.momentum(loss_fn, x, y, beta=float(momentum), batch_size=int(batch_size))
+    hyper = {"learning_rate": eta, "momentum": momentum, "l2": 2 * weight_decay}
+    n = params[layer]["kernel"].shape[0]
+    probe = jax.random.normal(k_probe, (n,), dtype)
+    run = _training_run(tmap, model.apply, layer, int(epochs), s // int(batch_size))
+    return run(tmap.init(params, k_train), {k: jnp.asarray(v, dtype) for k, v in hyper.items()}, x, y, xt, yt, probe)
+
+
+def _training_run(tmap, apply, layer: str, epochs: int, steps_per_epoch: int) -> Callable:
+    from gdchaos import losses
+
+    def record(state, x, y, xt, yt, probe):
+        w = hidden_matrix(state.params, layer)
+        j0, j = estimate_j0_j(w)
+        jn = jacobian_norm(w, asymptotic_state(w, probe))
+        logits = apply(state.params, xt)
+        return (j0, j, jn, losses.cross_entropy(apply(state.params, x), y),
+                losses.cross_entropy(logits, yt), losses.accuracy(logits, yt))
+
+    @jax.jit
+    def run(state, hyper, x, y, xt, yt, probe):
+        def epoch(carry, _):
+            state, diverged = carry
+            rec = record(state, x, y, xt, yt, probe)
+            state, info = jax.lax.scan(lambda s, _: tmap.step(s, hyper), state, None, length=steps_per_epoch)
+            return (state, diverged | jnp.any(info.diverged)), (*rec, diverged)
+
+        (state, diverged), recs = jax.lax.scan(epoch, (state, jnp.asarray(False)), None, length=epochs)
+        last = (*record(state, x, y, xt, yt, probe), diverged)
+        cols = [jnp.concatenate([r, jnp.asarray(l)[None]]) for r, l in zip(recs, last)]
+        return Tracking(jnp.arange(epochs + 1), *cols)
+
+    return run
+
+
+# --------------------------------------------------------------------------- scaling relations
+
+
+class Growth(NamedTuple):
+    """Linear fit J² = A·epoch + C over the ordered part of a path, and what follows from it.
+
+    Attributes:
+        slope: A (per epoch).
+        intercept: C.
+        n_points: epochs used (J² < ``max_j2``).
+        scale_factor: η/((1 − α)B).
+        d: D = A/scale_factor (eq. 5).
+        weight_decay: λ* ≈ D/(4 S J*²) (eq. 9).
+    """
+
+    slope: jax.Array
+    intercept: jax.Array
+    n_points: jax.Array
+    scale_factor: float
+    d: jax.Array
+    weight_decay: jax.Array
+
+
+def scale_factor(eta, momentum, batch_size):
+    """The scale factor η/((1 − α)B) of eq. 5.
+
+    Example:
+        >>> scale_factor(0.01, 0.0, 32)
+        0.0003125
+    """
+    check(0 <= momentum < 1, f"momentum must be in [0, 1); got {momentum}")
+    check(batch_size >= 1, f"batch_size must be >= 1; got {batch_size}")
+    return eta / ((1 - momentum) * batch_size)
+
+
+def fit_growth(epoch, j2, max_j2: float = 1.0):
+    """Least-squares A, C of J² = A·epoch + C over the points with J² < ``max_j2`` (the ordered phase).
+
+    Returns ``(A, C, n_points)``; A and C are NaN with fewer than two points.
+
+    Example:
+        >>> a, c, n = fit_growth([0, 1, 2, 3, 4], [0.25, 0.45, 0.65, 0.85, 1.2])
+        >>> round(float(a), 6), round(float(c), 6), int(n)
+        (0.2, 0.25, 4)
+    """
+    t, y = _float(epoch), _float(j2)
+    use = jnp.isfinite(y) & (y < max_j2)
+    n = jnp.sum(use)
+    w = use.astype(t.dtype)
+    tm = jnp.sum(w * t) / jnp.maximum(n, 1)
+    ym = jnp.sum(w * y) / jnp.maximum(n, 1)
+    var = jnp.sum(w * (t - tm) ** 2)
+    slope = jnp.where((n >= 2) & (var > 0), jnp.sum(w * (t - tm) * jnp.where(use, y - ym, 0)) / jnp.where(var > 0, var, 1), jnp.nan)
+    return slope, ym - slope * tm, n
+
+
+def growth_constant(slope, eta, momentum, batch_size):
+    """D = A (1 − α) B / η, the data- and architecture-dependent constant of eq. 5.
+
+    Example:
+        >>> round(growth_constant(0.002, 0.01, 0.0, 32), 6)
+        6.4
+    """
+    return slope / scale_factor(eta, momentum, batch_size)
+
+
+def optimal_weight_decay(d, n_train: int, j_star: float = 1.0):
+    """λ* ≈ D/(4 S J*²) (eq. 9): the weight decay that holds J² at J*² (the edge of chaos for J* = 1).
+
+    Equivalently A(1 − α)B/(4ηS J*²) (eq. 8).
+
+    Example:
+        >>> optimal_weight_decay(12.0, 60000)
+        5e-05
+    """
+    check(n_train >= 1, f"n_train must be >= 1; got {n_train}")
+    check(j_star > 0, f"j_star must be > 0; got {j_star}")
+    return d / (4 * n_train * j_star**2)
+
+
+def analyze_growth(tracking: Tracking, eta, momentum, batch_size, n_train: int, j_star: float = 1.0,
+                   max_j2: float = 1.0) -> Growth:
+    """Fit J² vs epoch of a :class:`Tracking` and derive the scale factor, D and λ*.
+
+    Example:
+        >>> tr = Tracking(*(jnp.asarray(v) for v in ([0, 1, 2], [0., 0., 0.], [0.5, 0.6, 0.7], [0.5] * 3, [1.] * 3, [1.] * 3, [.5] * 3, [False] * 3)))
+        >>> g = analyze_growth(tr, eta=0.01, momentum=0.0, batch_size=32, n_train=1000)
+        >>> round(float(g.slope), 4), g.scale_factor, round(float(g.d), 2), round(float(g.weight_decay), 4)
+        (0.12, 0.0003125, 384.0, 0.096)
+    """
+    slope, intercept, n = fit_growth(tracking.epoch, tracking.j**2, max_j2)
+    sf = scale_factor(eta, momentum, batch_size)
+    d = slope / sf
+    return Growth(slope, intercept, n, sf, d, optimal_weight_decay(d, n_train, j_star))
