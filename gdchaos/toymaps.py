@@ -95,6 +95,30 @@ POTENTIALS: dict[str, Callable] = {
 """Built-in potentials by name (the ``potential=`` option of ``python -m gdchaos.toymap``)."""
 
 
+MINIMA: dict[str, float] = {"double_well": 1.0, "quadratic": 0.0, "logistic": 1.0}
+"""A minimum w* of each built-in potential (double well: also −1, by symmetry)."""
+
+
+def stability_limit(potential: str | Callable = "double_well", minimum=None, **kwargs) -> float:
+    """η = 2/V''(w*) above which the minimum w* is no longer a stable fixed point of GD (f'(w*) = 1 − ηV'' < −1).
+
+    ``minimum`` defaults to :data:`MINIMA` for built-in names; keyword arguments are
+    bound as in :func:`get_potential`. 1-D potentials only.
+
+    Example:
+        >>> stability_limit("double_well"), stability_limit("quadratic", a=4.0), stability_limit("logistic")
+        (1.0, 0.5, 2.0)
+    """
+    if minimum is None:
+        check(isinstance(potential, str) and potential in MINIMA,
+              f"give the minimum w* of {potential!r} (minimum=...); it is known only for {sorted(MINIMA)}")
+        minimum = MINIMA[potential]
+    fn = get_potential(potential, **kwargs)
+    curvature = float(jax.grad(jax.grad(fn))(jnp.asarray(minimum, jnp.result_type(float))))
+    check(curvature > 0, f"V'' must be > 0 at the minimum w*={minimum}; got {curvature}")
+    return 2.0 / curvature
+
+
 def get_potential(potential: str | Callable = "double_well", **kwargs) -> Callable:
     """A potential by name (keyword arguments are bound, e.g. ``a`` of ``quadratic``) or a callable as is.
 
