@@ -207,7 +207,7 @@ def _boundary(ratio, j_min, j_max, bisections: int, iterations: int, newton: int
             return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
 
         lo, hi = jax.lax.fori_loop(0, bisections, body, (j_min, j_max))
-        found = (g(r, j_min) < 0) & (g(r, j_max) > 0)
+        found = (lo > j_min) & (hi < j_max)  # both ends moved: χ − 1 changed sign inside
         return jnp.where(found, 1 / jnp.sqrt(lo * hi), jnp.nan)
 
     return jax.vmap(one)(ratio)

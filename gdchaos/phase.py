@@ -1,0 +1,341 @@
+r"""Hydra entry point: ``python -m gdchaos.phase [overrides]``: the order–chaos phase diagram of x ↦ tanh(W x).
+
+Computes (see :mod:`gdchaos.edge_of_chaos`)
+
+* the asymptotic separation of two nearby trajectories on a (J0/J, 1/J) grid, vmapped
+  over the grid and a few random W draws (the heatmap of Fig. 1b),
+* the mean-field criterion χ = J² ∫Dz sech⁴(J0μ + J√q0 z) on the same grid and the
+  boundary χ = 1 as a curve 1/J(J0/J),
+* with ``track.enabled=true``, the path (J0/J, 1/J) of the square tanh hidden layer of a
+  network trained by SGD with momentum, J² vs epoch with its linear fit J² = A·epoch + C,
+  the scale factor η/((1 − α)B), D = A/scale factor and the weight decay λ* ≈ D/(4 S J*²),
+
+and writes into the run directory ``phase_diagram.png`` (boundary over the heatmap,
+path overlaid when tracked), ``training.png`` (when tracked) and ``phase.nc`` (all arrays,
+configuration and provenance; ``xarray.open_dataset``)::
+
+    python -m gdchaos.phase
+    python -m gdchaos.phase track.enabled=true track.epochs=30 track.eta=0.1
+    python -m gdchaos.phase ratio.num=91 inv_j.num=80 numerics.n=200
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+
+from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
+
+log = logging.getLogger("gdchaos.phase")
+RESULTS_FILE = "phase.nc"
+
+
+def _number(cfg, key: str):
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key)
+    check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+          f"{key} must be a finite number; got {value!r}")
+    return float(value)
+
+
+def _integer(cfg, key: str, minimum: int) -> int:
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key)
+    check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+          f"{key} must be an integer >= {minimum}; got {value!r}")
+    return value
+
+
+def validate(cfg) -> None:
+    """Check the config before any computation (one-line messages that state the fix)."""
+    for axis in ("ratio", "inv_j"):
+        lo, hi = _number(cfg, f"{axis}.min"), _number(cfg, f"{axis}.max")
+        _integer(cfg, f"{axis}.num", 1)
+        check(hi >= lo, f"{axis}.max must be >= {axis}.min; got min={lo}, max={hi}")
+    check(_number(cfg, "inv_j.min") > 0, f"inv_j.min must be > 0 (1/J = 0 is J = infinity); got {cfg.inv_j.min}")
+    _integer(cfg, "boundary_points", 2)
+    _integer(cfg, "numerics.n", 2)
+    _integer(cfg, "numerics.draws", 1)
+    steps = _integer(cfg, "numerics.steps", 1)
+    average = _integer(cfg, "numerics.average", 1)
+    check(average <= steps, f"numerics.average must be <= numerics.steps={steps}; got {average}")
+    check(_number(cfg, "numerics.perturbation") > 0, f"numerics.perturbation must be > 0; got {cfg.numerics.perturbation}")
+    _integer(cfg, "seed", 0)
+    check(cfg.precision in ("float32", "float64"), f"precision must be float32 or float64; got {cfg.precision!r}")
+    if cfg.track.enabled:
+        _integer(cfg, "track.epochs", 1)
+        _integer(cfg, "track.batch_size", 1)
+        check(_number(cfg, "track.eta") > 0, f"track.eta must be > 0; got {cfg.track.eta}")
+        momentum = _number(cfg, "track.momentum")
+        check(0 <= momentum < 1, f"track.momentum must be in [0, 1); got {momentum}")
+        check(_number(cfg, "track.weight_decay") >= 0, f"track.weight_decay must be >= 0; got {cfg.track.weight_decay}")
+        check(_number(cfg, "track.j_init") > 0, f"track.j_init must be > 0; got {cfg.track.j_init}")
+        _number(cfg, "track.j0_init")
+        check(_number(cfg, "track.j_star") > 0, f"track.j_star must be > 0; got {cfg.track.j_star}")
+
+
+def _axis(cfg, name):
+    import numpy as np
+
+    a = cfg[name]
+    return np.linspace(float(a.min), float(a.max), int(a.num))
+
+
+def run_phase(cfg, output_dir):
+    """Compute the phase diagram (and the training path if enabled) and write results and figures."""
+    import time
+
+    import jax
+    import numpy as np
+    import xarray as xr
+    from omegaconf import OmegaConf
+
+    from gdchaos import edge_of_chaos as eoc
+    from gdchaos.numerics import enable_float64, provenance
+
+    validate(cfg)
+    if cfg.precision == "float64":
+        enable_float64()
+    ratio, inv_j = _axis(cfg, "ratio"), _axis(cfg, "inv_j")
+    num = cfg.numerics
+    key = jax.random.key(cfg.seed)
+    start = time.perf_counter()
+    log.info("heatmap: %d × %d grid × %d draws, N = %d, %d steps", ratio.size, inv_j.size, num.draws, num.n, num.steps)
+    heat = eoc.separation_heatmap(ratio, inv_j, key, n=num.n, draws=num.draws, steps=num.steps,
+                                  average=num.average, perturbation=float(num.perturbation))
+    jax.block_until_ready(heat.separation)
+    heat_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    j = 1 / inv_j[:, None]
+    chi = eoc.mean_field(ratio[None, :] * j, np.broadcast_to(j, (inv_j.size, ratio.size)), iterations=50).criterion
+    b_ratio = np.linspace(float(cfg.ratio.min), float(cfg.ratio.max), int(cfg.boundary_points))
+    b_inv_j = eoc.chaos_boundary(b_ratio)
+    jax.block_until_ready(b_inv_j)
+    mf_seconds = time.perf_counter() - start
+    ds = xr.Dataset(
+        {
+            "separation": (("inv_j", "ratio"), np.asarray(heat.separation)),
+            "growth": (("inv_j", "ratio"), np.asarray(heat.growth)),
+            "separation_per_draw": (("draw", "inv_j", "ratio"), np.asarray(heat.per_draw)),
+            "criterion": (("inv_j", "ratio"), np.asarray(chi)),
+            "boundary_inv_j": (("boundary_ratio",), np.asarray(b_inv_j)),
+        },
+        coords={"ratio": ratio, "inv_j": inv_j, "draw": np.arange(num.draws), "boundary_ratio": b_ratio},
+        attrs={
+            "config": OmegaConf.to_yaml(cfg),
+            "d0": heat.d0,
+            "heatmap_seconds": heat_seconds,
+            "mean_field_seconds": mf_seconds,
+            **provenance(),
+        },
+    )
+    ds["separation"].attrs["description"] = "RMS |x_t - x'_t| / sqrt(N) after numerics.steps steps, mean over draws"
+    ds["growth"].attrs["description"] = "mean over draws of ln(final separation / initial separation); > 0 chaotic"
+    ds["criterion"].attrs["description"] = "mean-field J^2 * int Dz sech^4(J0 mu + J sqrt(q0) z); > 1 chaotic"
+    ds["boundary_inv_j"].attrs["description"] = "1/J on the mean-field edge of chaos (criterion = 1)"
+    if cfg.track.enabled:
+        track = _track(cfg)
+        ds = ds.merge(track)
+        ds.attrs.update(track.attrs)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, RESULTS_FILE)
+    ds.to_netcdf(path, engine="h5netcdf")
+    figures = save_figures(ds, output_dir)
+    agree = _agreement(ds)
+    log.info("heatmap %.1fs, mean field %.1fs (%s, %s); numerical and mean-field phases agree on %.0f%% of the grid "
+             "points with |criterion - 1| > 0.25", heat_seconds, mf_seconds, ds.attrs["backend"], ds.attrs["dtype"], 100 * agree)
+    print(f"results: {path}")
+    for fig in figures:
+        print(f"figure: {fig}")
+    return ds
+
+
+def _agreement(ds) -> float:
+    import numpy as np
+
+    chi, growth = ds.criterion.values, ds.growth.values
+    away = np.abs(chi - 1) > 0.25
+    if not away.any():
+        return float("nan")
+    return float(np.mean((growth[away] > 0) == (chi[away] > 1)))
+
+
+def _track(cfg):
+    import jax
+    import numpy as np
+    import xarray as xr
+
+    from gdchaos import edge_of_chaos as eoc
+    from gdchaos.data import load
+
+    t = cfg.track
+    data = load(t.data).flatten()
+    log.info("training a %d-%d-%d tanh network on %s: η=%g, α=%g, B=%d, λ=%g, %d epochs",
+             data.n_features, data.n_features, data.n_classes, data.name, t.eta, t.momentum, t.batch_size,
+             t.weight_decay, t.epochs)
+    tr = eoc.track_training(
+        data, epochs=t.epochs, eta=float(t.eta), momentum=float(t.momentum), batch_size=t.batch_size,
+        weight_decay=float(t.weight_decay), j0_init=float(t.j0_init), j_init=float(t.j_init),
+        key=jax.random.key(cfg.seed + 1),
+    )
+    growth = eoc.analyze_growth(tr, float(t.eta), float(t.momentum), t.batch_size, len(data.x_train), float(t.j_star))
+    fields = {name: (("epoch",), np.asarray(getattr(tr, name))) for name in tr._fields if name != "epoch"}
+    fields["diverged"] = (("epoch",), np.asarray(tr.diverged).astype(np.int8))
+    ds = xr.Dataset(fields, coords={"epoch": np.asarray(tr.epoch)})
+    ds = ds.rename({name: f"track_{name}" for name in fields})
+    summary = {
+        "track_slope_A": float(growth.slope),
+        "track_intercept_C": float(growth.intercept),
+        "track_fit_points": int(growth.n_points),
+        "track_scale_factor": float(growth.scale_factor),
+        "track_D": float(growth.d),
+        "track_weight_decay_estimate": float(growth.weight_decay),
+        "track_n_train": len(data.x_train),
+        "track_dataset": data.name,
+    }
+    ds.attrs.update(summary)
+    log.info("J² = %.4g·epoch + %.4g over %d ordered epochs; scale factor η/((1-α)B) = %.4g; D = %.4g; "
+             "λ* ≈ D/(4 S J*²) = %.3g; final J0/J = %.3f, 1/J = %.3f, Jacobian norm = %.3f",
+             growth.slope, growth.intercept, growth.n_points, growth.scale_factor, growth.d, growth.weight_decay,
+             float(tr.j0[-1] / tr.j[-1]), float(1 / tr.j[-1]), float(tr.jacobian_norm[-1]))
+    return ds
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def phase_figure(ds):
+    """Numerical separation heatmap, mean-field boundary, and the training path if present."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6), constrained_layout=True)
+    mesh = ax.pcolormesh(ds.ratio, ds.inv_j, ds.separation, cmap="Purples", shading="nearest", rasterized=True)
+    fig.colorbar(mesh, ax=ax, label="asymptotic separation |x_t − x'_t| / √N")
+    ax.plot(ds.boundary_ratio, ds.boundary_inv_j, color="tab:red", lw=2, label="mean field: J² ∫Dz sech⁴(J0μ + J√q0 z) = 1")
+    if "track_j" in ds:
+        x, y = (ds.track_j0 / ds.track_j).values, (1 / ds.track_j).values
+        ax.plot(x, y, "-o", color="tab:orange", ms=3, lw=1.2, label=f"training path ({ds.sizes['epoch'] - 1} epochs)")
+        ax.annotate("start", (x[0], y[0]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate("end", (x[-1], y[-1]), textcoords="offset points", xytext=(6, -10), fontsize=8)
+    ax.set_xlim(float(ds.ratio.min()), float(ds.ratio.max()))
+    ax.set_ylim(float(ds.inv_j.min()), float(ds.inv_j.max()))
+    ax.set_xlabel("J0 / J")
+    ax.set_ylabel("1 / J")
+    ax.text(0.02, 0.97, "ordered", transform=ax.transAxes, va="top", fontsize=10)
+    ax.text(0.02, 0.03, "chaotic", transform=ax.transAxes, va="bottom", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    n = _config_value(ds, "n")
+    ax.set_title("x ↦ tanh(Wx): order–chaos phase diagram" + (f" (N = {n})" if n else ""))
+    return fig
+
+
+def _config_value(ds, key):
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.create(ds.attrs["config"]).numerics[key]
+    except Exception:
+        return None
+
+
+def training_figure(ds):
+    """J² vs epoch with the linear fit J² = A·epoch + C, the edge J² = 1, Jacobian norm² and test accuracy."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    epoch = ds.epoch.values
+    j2 = ds.track_j.values ** 2
+    ax = axes[0]
+    ax.plot(epoch, j2, "o", ms=4, label="J² = N·var(W)")
+    ax.plot(epoch, ds.track_jacobian_norm.values ** 2, "s", ms=3, alpha=0.7, label="(1/N)‖J*‖²_F (Jacobian norm²)")
+    a, c = ds.attrs["track_slope_A"], ds.attrs["track_intercept_C"]
+    if np.isfinite(a):
+        ax.plot(epoch, a * epoch + c, "-", color="tab:red",
+                label=f"fit (J² < 1): A = {a:.3g}/epoch, D = {ds.attrs['track_D']:.3g}")
+    ax.axhline(1.0, color="gray", ls="--", lw=0.8, label="edge of chaos J² = 1")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("J²")
+    ax.set_title(f"scale factor η/((1−α)B) = {ds.attrs['track_scale_factor']:.3g};  "
+                 f"λ* ≈ D/(4SJ*²) = {ds.attrs['track_weight_decay_estimate']:.2g}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    ax.plot(epoch, ds.track_test_loss.values, "-o", ms=3, label="test loss")
+    ax.plot(epoch, ds.track_train_loss.values, "-", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(epoch, ds.track_test_accuracy.values, "-^", ms=3, color="tab:green", label="test accuracy")
+    twin.set_ylabel("test accuracy")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    ax.set_title(f"{ds.attrs.get('track_dataset', '')}: square tanh network", fontsize=9)
+    return fig
+
+
+def save_figures(ds, directory) -> list[str]:
+    """Write ``phase_diagram.png`` (and ``training.png`` when a path is present) into ``directory``."""
+    plt = _pyplot()
+    makers = [("phase_diagram.png", phase_figure)]
+    if "track_j" in ds:
+        makers.append(("training.png", training_figure))
+    paths = []
+    for name, make in makers:
+        fig = make(ds)
+        path = os.path.join(directory, name)
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _task(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+        run_phase(cfg, HydraConfig.get().runtime.output_dir)
+    except (ConfigError, PrecisionError, DatasetUnavailableError) as err:
+        print(f"gdchaos.phase: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: Hydra sweeps over shape keys become multirun jobs; then hand over to Hydra."""
+    import hydra
+
+    from gdchaos.sweep import config_dir, vectorize_overrides
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = vectorize_overrides(argv)
+    except ConfigError as err:
+        print(f"gdchaos.phase: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # Hydra's override parser: malformed syntax
+        print(f"gdchaos.phase: error: cannot parse overrides {argv}: {err}".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *args]
+    hydra.main(config_path=config_dir(), config_name="phase", version_base="1.3")(_task)()
+
+
+if __name__ == "__main__":
+    main()
