@@ -19,6 +19,7 @@ maximal non-chaotic (bottom Lyapunov vector).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping
 
 import jax
@@ -44,6 +45,11 @@ def _check_norm(norm: str) -> None:
 def tree_norm(tree, norm: str = "l2") -> jax.Array:
     """‖tree‖ over all leaves: ``"l2"`` (√Σx²) or ``"l1"`` (Σ|x|)."""
     _check_norm(norm)
+    return _tree_norm(tree, norm)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _tree_norm(tree, norm):
     leaves = jax.tree.leaves(tree)
     if norm == "l1":
         return sum(jnp.sum(jnp.abs(x)) for x in leaves)
@@ -58,7 +64,13 @@ def scale_to_norm(direction: Params, eps, norm: str = "l2") -> Params:
         >>> scale_to_norm({"w": jnp.array([3.0, -1.0])}, 2.0, norm="l1")["w"].tolist()
         [1.5, -0.5]
     """
-    size = tree_norm(direction, norm)
+    _check_norm(norm)
+    return _scale(direction, eps, norm)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _scale(direction, eps, norm):
+    size = _tree_norm(direction, norm)
     scale = jnp.where(size > 0, eps / jnp.where(size > 0, size, 1), 0)
     return jax.tree.map(lambda d: (scale * d).astype(d.dtype), direction)
 
@@ -75,9 +87,13 @@ def perturb_along(params: Params, directions: Params, eps, *, norm: str = "l2") 
         [[0.1, 0.0], [0.0707, 0.0707]]
     """
     _check_norm(norm)
+    return _perturb(params, directions, eps, norm)
 
+
+@functools.partial(jax.jit, static_argnums=3)
+def _perturb(params, directions, eps, norm):
     def one(d):
-        return jax.tree.map(lambda p, s: p + s, params, scale_to_norm(d, eps, norm))
+        return jax.tree.map(lambda p, s: p + s, params, _scale(d, eps, norm))
 
     return jax.vmap(one)(directions)
 
@@ -90,7 +106,11 @@ def random_directions(key: jax.Array, params: Params, k: int) -> Params:
         >>> random_directions(jax.random.key(0), {"w": jnp.zeros((2, 3))}, 4)["w"].shape
         (4, 2, 3)
     """
-    k = _check_int("k", k, 1)
+    return _random_directions(key, params, _check_int("k", k, 1))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _random_directions(key, params, k):
     flat, unravel = ravel_pytree(params)
     return jax.vmap(unravel)(jax.random.normal(key, (k, flat.size), flat.dtype))
 
@@ -154,8 +174,11 @@ def subspace_directions(key: jax.Array, vectors: Params, mask, k: int) -> Params
         >>> d.shape, d[:, 1].tolist()
         ((2, 3), [0.0, 0.0])
     """
-    k = _check_int("k", k, 1)
-    vectors = _params_part(vectors)
+    return _subspace_directions(key, _params_part(vectors), mask, _check_int("k", k, 1))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _subspace_directions(key, vectors, mask, k):
     rows = jax.vmap(lambda r: ravel_pytree(r)[0])(vectors)
     _, unravel = ravel_pytree(jax.tree.map(lambda v: v[0], vectors))
     coef = jax.random.normal(key, (k, rows.shape[0]), rows.dtype) * jnp.asarray(mask, rows.dtype)
@@ -248,27 +271,29 @@ def strategy_distances(
         f"every strategy needs the same number of members; got {counts} (pad or subsample to one M)",
     )
     key = jax.random.key(0) if key is None else key
-    dist = DISTANCES[distance]
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[directions[name] for name in names])
-
-    @jax.jit
-    def run(params, stacked, eps, hyper):
-        members = jax.vmap(lambda d: perturb_along(params, d, eps, norm=norm))(stacked)  # (S, M, ...)
-        def grid(f, in_axes=0):  # over strategies, then members
-            return jax.vmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
-
-        init = grid(lambda p: tmap.init(p, key))
-        step = grid(lambda s: tmap.step(s, hyper)[0])
-        measure = grid(lambda s, ref: dist(s.params, ref.params), in_axes=(0, None))
-        ref0, states0 = tmap.init(params, key), init(members)
-
-        def body(carry, _):
-            ref, states = carry
-            ref, states = tmap.step(ref, hyper)[0], step(states)
-            return (ref, states), measure(states, ref)
-
-        _, d = jax.lax.scan(body, (ref0, states0), None, length=steps)
-        return jnp.concatenate([measure(states0, ref0)[None], d], axis=0)  # (T + 1, S, M)
-
-    d = jnp.moveaxis(run(params, stacked, eps, hyper), 0, -1)
+    d = jnp.moveaxis(_run_strategies(tmap, steps, norm, distance, params, stacked, eps, hyper, key), 0, -1)
     return {name: d[i] for i, name in enumerate(names)}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _run_strategies(tmap, steps, norm, distance, params, stacked, eps, hyper, key):
+    """(steps + 1, S, M) distances; compiled once per training map and static options."""
+    dist = DISTANCES[distance]
+    members = jax.vmap(lambda d: perturb_along(params, d, eps, norm=norm))(stacked)  # (S, M, ...)
+
+    def grid(f, in_axes=0):  # over strategies, then members
+        return jax.vmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
+
+    init = grid(lambda p: tmap.init(p, key))
+    step = grid(lambda s: tmap.step(s, hyper)[0])
+    measure = grid(lambda s, ref: dist(s.params, ref.params), in_axes=(0, None))
+    ref0, states0 = tmap.init(params, key), init(members)
+
+    def body(carry, _):
+        ref, states = carry
+        ref, states = tmap.step(ref, hyper)[0], step(states)
+        return (ref, states), measure(states, ref)
+
+    _, d = jax.lax.scan(body, (ref0, states0), None, length=steps)
+    return jnp.concatenate([measure(states0, ref0)[None], d], axis=0)

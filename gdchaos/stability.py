@@ -36,7 +36,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdchaos.curvature.along import _check_eta, _tolerance
-from gdchaos.curvature.eigen import _check_int, eigenpairs_flat
+from gdchaos.curvature.eigen import _check_int, _default_key, _pairs, _resolve
 from gdchaos.curvature.hvp import hvp
 from gdchaos.errors import check
 from gdchaos.lyapunov.local import MAX_PARAMS, hessian_matrix
@@ -130,8 +130,13 @@ def minimum_stability(
         'unstable'
     """
     _check_eta(eta)
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
-    values, _, _, _ = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
+    method, k, num_iters = _resolve(params, k, method, num_iters)
+    values, vecs, _ = _pairs(loss, params, k, method, num_iters, _default_key(key))
+    return _verdicts(values, vecs.shape[1], eta, None if rtol is None else float(rtol))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3))
+def _verdicts(values, n, eta, rtol):
     tol = _tolerance(values, n, rtol)
     normal = jnp.abs(values) > tol
     rho = jnp.max(jnp.where(normal, jnp.abs(1.0 - eta * values), 0.0))

@@ -78,13 +78,6 @@ def test_hvp_is_a_times_v_for_pytree_params():
     assert flat0.shape == (N,) and unravel(flat0)["a"].shape == (2, 3)
 
 
-def test_hvp_matches_explicit_hessian_on_a_nonquadratic_loss():
-    loss = lambda p: jnp.sum(jnp.sin(p["a"]) ** 2) + jnp.sum(p["b"] ** 3) * jnp.sum(p["a"])
-    v = UNRAVEL(jnp.linspace(-1.0, 2.0, N))
-    h = hessian_matrix(loss, PARAMS)
-    np.testing.assert_allclose(flat(hvp(loss, PARAMS, v)), h @ jnp.linspace(-1.0, 2.0, N), rtol=1e-10)
-
-
 # --------------------------------------------------------------------------- Lanczos, power iteration
 
 
@@ -121,8 +114,9 @@ def test_lanczos_finds_repeated_eigenvalues_with_their_multiplicity():
     eigs = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 5.0, 5.0])
     q = np.linalg.qr(np.random.default_rng(2).normal(size=(8, 8)))[0]
     a = jnp.asarray(q @ np.diag(eigs) @ q.T)
-    res = lanczos(lambda v: a @ v, jnp.ones(8), 8, key=jax.random.key(1))
-    values, vectors, _ = ritz_pairs(res)
+    res, (values, vectors, _) = jax.jit(lambda v, key: (lambda r: (r, ritz_pairs(r)))(lanczos(lambda u: a @ u, v, 8, key)))(
+        jnp.ones(8), jax.random.key(1)
+    )
     np.testing.assert_allclose(values, eigs, atol=1e-10)
     np.testing.assert_allclose(vectors @ vectors.T, np.eye(8), atol=1e-10)  # orthonormal despite breakdowns
     # 4 distinct eigenvalues: the first Krylov space is invariant after 4 steps; a restart
@@ -162,14 +156,15 @@ def test_lanczos_top_k_matches_explicit_hessian_of_an_mlp():
     np.testing.assert_allclose(sharpness(loss, params, k=2, method="full"), w[::-1][:2], rtol=1e-12)
 
 
-def test_lanczos_vmaps_over_an_ensemble():
-    loss = lambda p: jnp.sum(p["a"] ** 4) + jnp.sum(p["b"] ** 2 * jnp.sum(p["a"] ** 2))
+def test_hvp_and_lanczos_on_a_nonquadratic_loss_vmapped_over_an_ensemble():
+    loss = lambda p: jnp.sum(jnp.sin(p["a"]) ** 2) + jnp.sum(p["b"] ** 3) * jnp.sum(p["a"] ** 2)
     ens = jax.tree.map(lambda x: x[None] * jnp.array([1.0, 0.5, -2.0]).reshape((3,) + (1,) * x.ndim), PARAMS)
-    batched = jax.jit(jax.vmap(lambda p: hessian_eigs(loss, p, 2, num_iters=N).values))(ens)
+    u = jnp.linspace(-1.0, 2.0, N)
+    top, hu = jax.jit(jax.vmap(lambda p: (hessian_eigs(loss, p, 2, num_iters=N).values, flat(hvp(loss, p, UNRAVEL(u))))))(ens)
     for i in range(3):
-        member = jax.tree.map(lambda x: x[i], ens)
-        want = np.linalg.eigvalsh(np.asarray(hessian_matrix(loss, member)))[::-1][:2]
-        np.testing.assert_allclose(batched[i], want, rtol=1e-9)
+        h = np.asarray(hessian_matrix(loss, jax.tree.map(lambda x: x[i], ens)))
+        np.testing.assert_allclose(hu[i], h @ np.asarray(u), rtol=1e-10)
+        np.testing.assert_allclose(top[i], np.linalg.eigvalsh(h)[::-1][:2], rtol=1e-9)
 
 
 # --------------------------------------------------------------------------- trace and density
@@ -186,7 +181,7 @@ def test_hutchinson_is_unbiased_with_the_rademacher_variance():
 
 def test_slq_weights_and_moments_are_exact_for_a_diagonal_operator():
     d = jnp.asarray(EIGS)
-    dens = slq(lambda v: d * v, N, jax.random.key(0), num_probes=3, num_iters=4)
+    dens = jax.jit(lambda key: slq(lambda v: d * v, N, key, num_probes=3, num_iters=4))(jax.random.key(0))
     np.testing.assert_allclose(dens.weights.sum(axis=1), 1.0 / 3, atol=1e-12)
     # normalized Rademacher u has u_i² = 1/N, so uᵀ D^p u = tr(D^p)/N exactly, and
     # 4-node Gauss quadrature is exact up to degree 7
@@ -235,12 +230,12 @@ def test_curvature_info_counts_and_gradient_overlaps():
     assert (int(lanczos_info.n_positive), int(lanczos_info.n_negative), int(lanczos_info.n_chaotic)) == (2, 2, 3)
 
 
-def test_curvature_info_along_snapshots_and_eta_grid():
-    snaps = jax.tree.map(lambda x: jnp.stack([x, 2 * x]), PARAMS)
-    info = jax.jit(lambda s: curvature_info_along(quad, s, 0.4, k=1))(snaps)
-    assert info.top.shape == (2, 1) and info.n_chaotic.tolist() == [3, 3]
-    counts = jax.vmap(lambda eta: curvature_info(quad, PARAMS, eta).n_chaotic)(jnp.array([0.1, 0.4, 0.6]))
-    assert counts.tolist() == [2, 3, 4]  # 2/η = 20, 5, 3.33
+def test_curvature_info_along_snapshots_and_an_eta_grid():
+    snaps = jax.tree.map(lambda x: jnp.stack([x, 2 * x, 3 * x]), PARAMS)
+    info = jax.jit(lambda s, eta: curvature_info_along(quad, s, eta, k=1))(snaps, jnp.array([0.1, 0.4, 0.6]))
+    assert info.top.shape == (3, 1)
+    assert info.n_chaotic.tolist() == [2, 3, 4]  # 2/η = 20, 5, 3.33 with the same Hessian
+    np.testing.assert_allclose(info.grad_norm, np.linalg.norm(A_NP @ np.asarray(flat(PARAMS))) * np.arange(1, 4))
 
 
 def test_select_directions_kinds_and_top_k():

@@ -73,16 +73,18 @@ def test_hessian_eigenvector_perturbations_give_exact_gd_distance_curves():
         np.testing.assert_allclose(d["bottom"][0], eps * 0.85**t, rtol=1e-9)
         np.testing.assert_allclose(d["bottom"][1], eps * 0.5**t, rtol=1e-9)
         np.testing.assert_allclose(d["random"][:, 0], eps, rtol=1e-12)
-    # a random direction has a component along the top eigenvector and ends up growing at its rate
-    d = strategy_distances(TMAP, P0, {"random": rand}, eps, {"learning_rate": ETA}, 40)
-    assert float(d["random"][0, -1] / d["random"][0, -2]) == pytest.approx(1.5, rel=1e-6)
 
 
 def test_lyapunov_vectors_of_a_tangent_basis_and_the_five_strategies():
     lmap = tangent_map(TMAP.step, N, transient=10)
-    lstate = lmap.init(TMAP.init(P0), jax.random.key(3))
-    lstate = jax.lax.fori_loop(0, 60, lambda _, s: lmap.step(s, {"learning_rate": ETA})[0], lstate)
-    lam = exponents(lstate)
+
+    @jax.jit
+    def run(key):
+        lstate = lmap.init(TMAP.init(P0), key)
+        lstate = jax.lax.fori_loop(0, 60, lambda _, s: lmap.step(s, {"learning_rate": ETA})[0], lstate)
+        return lstate, exponents(lstate)
+
+    lstate, lam = run(jax.random.key(3))
     # exponents ln|1 − ηλ|: ln 1.5, ln 0.85, ln 0.5, −∞ (λ = 1/η), in QR order
     np.testing.assert_allclose(lam[:3], np.log([1.5, 0.85, 0.5]), atol=1e-6)
     top = lyapunov_directions(lstate.basis, 1, which="top")  # the params part of the TrainState basis

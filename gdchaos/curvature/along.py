@@ -22,6 +22,7 @@ bounds, exact when fewer than k eigenvalues lie beyond each threshold).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -29,7 +30,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.curvature.eigen import _check_int, eigenpairs_flat, hessian_eigs, resolve_method
+from gdchaos.curvature.eigen import (
+    _as_pytrees,
+    _check_int,
+    _default_key,
+    _full_eigh,
+    _n_params,
+    _pairs,
+    _resolve,
+    hessian_eigs,
+    resolve_method,
+)
 from gdchaos.errors import check
 from gdchaos.lyapunov.local import gd_local_exponents, zero_tolerance
 
@@ -105,11 +116,19 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
     """
     check(which in WHICH, f"which must be one of {list(WHICH)}; got {which!r}")
     lam = jnp.asarray(eigenvalues)
-    n = lam.shape[-1] if n is None else n
-    tol = _tolerance(lam, n, rtol)
     if which in ("chaotic", "nonchaotic"):
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
         _check_eta(eta)
+    if k is not None:
+        k = _check_int("k", k, 1, lam.shape[-1])
+    n = lam.shape[-1] if n is None else int(n)
+    return _select(lam, which, eta, k, n, None if rtol is None else float(rtol))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3, 4, 5))
+def _select(lam, which, eta, k, n, rtol):
+    tol = _tolerance(lam, n, rtol)
+    if which in ("chaotic", "nonchaotic"):
         chaotic = (lam <= tol) | (eta * lam >= 2.0)
         mask = chaotic if which == "chaotic" else ~chaotic
         score = jnp.abs(gd_local_exponents(lam, eta))
@@ -118,7 +137,6 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
         score = jnp.abs(lam)
     if k is None:
         return mask
-    k = _check_int("k", k, 1, lam.shape[-1])
     score = jnp.where(mask, score, -jnp.inf)
     order = jnp.argsort(-score, stable=True)
     rank = jnp.empty_like(order).at[order].set(jnp.arange(lam.shape[-1]))
@@ -136,10 +154,6 @@ def _check_eta(eta) -> None:
 def _rows(vectors) -> jax.Array:
     """(K, N) from a pytree (or array) with a leading K axis."""
     return jax.vmap(lambda row: ravel_pytree(row)[0])(vectors)
-
-
-def _n_params(params) -> int:
-    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
 
 
 def sharpness(
@@ -165,10 +179,13 @@ def sharpness(
     n = _n_params(params)
     k = _check_int("k", k, 1, n)
     if resolve_method(method, n) == "full":
-        from gdchaos.lyapunov.local import hessian_matrix
-
-        return jnp.linalg.eigvalsh(hessian_matrix(loss, params))[::-1][:k]
+        return _top_values(_full_eigh(loss, params)[0], k)
     return hessian_eigs(loss, params, k, which="top", num_iters=num_iters, key=key).values
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _top_values(values, k):
+    return values[::-1][:k]
 
 
 def curvature_info(
@@ -196,12 +213,22 @@ def curvature_info(
     n = _n_params(params)
     k = _check_int("k", k, 1, n)
     _check_eta(eta)
-    values, vecs, _, _ = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
-    m = values.shape[0]
+    method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
+    values, vecs, _ = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
+    return _info(values, vecs, _flat_grad(loss, params), eta, k, None if rtol is None else float(rtol))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _flat_grad(loss, params):
+    return ravel_pytree(jax.grad(loss)(params))[0]
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _info(values, vecs, g, eta, k, rtol):
+    n, m = vecs.shape[1], values.shape[0]
     tol = _tolerance(values, n, rtol)
     positive, negative = values > tol, values < -tol
     chaotic = (values <= tol) | (eta * values >= 2.0)
-    g = ravel_pytree(jax.grad(loss)(params))[0]
     gnorm = jnp.linalg.norm(g)
     cos = jnp.abs(vecs @ g) / jnp.where(gnorm > 0, gnorm, jnp.nan)
 
@@ -209,7 +236,7 @@ def curvature_info(
         count = jnp.sum(mask)
         return jnp.where(count > 0, jnp.sum(jnp.where(mask, cos, 0)) / jnp.maximum(count, 1), jnp.nan)
 
-    top_idx = jnp.arange(m - 1, m - 1 - k, -1)
+    top_idx = np.arange(m - 1, m - 1 - k, -1)
     return CurvatureInfo(
         top=values[top_idx],
         bottom=values[:k],
@@ -227,6 +254,7 @@ def curvature_info(
 def curvature_info_along(loss: Callable[[Params], jax.Array], snapshots: Params, eta, **kwargs) -> CurvatureInfo:
     """:func:`curvature_info` at each of a stack of parameter snapshots (leading axis = time), vmapped.
 
+    ``eta`` is one learning rate for all snapshots or a ``(T,)`` array, one per snapshot.
     Every field gains the leading axis, e.g. ``top`` is ``(T, k)``.
 
     Example:
@@ -235,7 +263,8 @@ def curvature_info_along(loss: Callable[[Params], jax.Array], snapshots: Params,
         >>> info.n_chaotic.tolist()  # Hessian diag(12 p²): 12 ≥ 2/η = 4 only at the second snapshot
         [0, 1]
     """
-    return jax.vmap(lambda p: curvature_info(loss, p, eta, **kwargs))(snapshots)
+    eta_axis = 0 if jnp.ndim(eta) == 1 else None
+    return jax.vmap(lambda p, e: curvature_info(loss, p, e, **kwargs), in_axes=(0, eta_axis))(snapshots, eta)
 
 
 def direction_subspace(
@@ -262,10 +291,16 @@ def direction_subspace(
         >>> sub.mask.tolist(), sub.vectors.shape
         ([True, False, True], (3, 3))
     """
+    check(which in WHICH, f"which must be one of {list(WHICH)}; got {which!r}")
+    if which in ("chaotic", "nonchaotic"):
+        check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
+        _check_eta(eta)
     n = _n_params(params)
-    values, vecs, _, unravel = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
-    mask = select_directions(values, which, eta, None if resolve_method(method, n) == "lanczos" else k, n=n, rtol=rtol)
-    return Subspace(jax.vmap(unravel)(vecs), mask)
+    method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
+    k_select = None if method == "lanczos" or k is None else _check_int("k", k, 1, n)
+    values, vecs, res = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
+    mask = _select(values, which, eta, k_select, n, None if rtol is None else float(rtol))
+    return Subspace(_as_pytrees(values, vecs, res, params).vectors, mask)
 
 
 def subspace_overlap(v, w, mask_v=None, mask_w=None) -> jax.Array:
@@ -286,8 +321,15 @@ def subspace_overlap(v, w, mask_v=None, mask_w=None) -> jax.Array:
         v, mask_v = v.vectors, v.mask if mask_v is None else mask_v
     if isinstance(w, Subspace):
         w, mask_w = w.vectors, w.mask if mask_w is None else mask_w
+    n_v = sum(int(np.prod(np.shape(x)[1:])) for x in jax.tree.leaves(v))
+    n_w = sum(int(np.prod(np.shape(x)[1:])) for x in jax.tree.leaves(w))
+    check(n_v == n_w, f"v and w must live in the same space; got dimensions {n_v} and {n_w}")
+    return _overlap(v, w, mask_v, mask_w)
+
+
+@jax.jit
+def _overlap(v, w, mask_v, mask_w):
     a, b = _rows(v), _rows(w)
-    check(a.shape[1] == b.shape[1], f"v and w must live in the same space; got dimensions {a.shape[1]} and {b.shape[1]}")
     mv = jnp.ones(a.shape[0], bool) if mask_v is None else jnp.asarray(mask_v, bool)
     mw = jnp.ones(b.shape[0], bool) if mask_w is None else jnp.asarray(mask_w, bool)
     a = jnp.where(mv[:, None], a, 0)

@@ -189,6 +189,10 @@ def _default_iters(n: int, k: int) -> int:
     return min(n, max(2 * k + 40, 3 * k))
 
 
+def _n_params(params) -> int:
+    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+
+
 def _start(key, flat):
     return jax.random.normal(key, flat.shape, flat.dtype)
 
@@ -197,17 +201,77 @@ def _unravel_rows(unravel, rows):
     return jax.vmap(unravel)(rows)
 
 
+def _default_key(key):
+    return jax.random.key(0) if key is None else key
+
+
 @functools.partial(jax.jit, static_argnums=(0, 2))
-def _ritz_at(loss, params, num_iters, key):
+def _lanczos_ritz(loss, params, num_iters, key):
+    """Ritz values, vectors (rows) and residuals of ``num_iters`` Lanczos steps on the Hessian at ``params``.
+
+    Compiled once per ``loss`` function and ``num_iters`` (the heavy part; the cheap
+    selections after it are compiled per shape, whatever the loss).
+    """
     matvec, flat, _ = flat_hvp_fn(loss, params)
     k_start, k_restart = jax.random.split(key)
     return ritz_pairs(lanczos(matvec, _start(k_start, flat), num_iters, k_restart))
 
 
-def _lanczos_at(loss, params, num_iters, key):
-    """Ritz pairs of the Hessian at ``params`` (compiled once per ``loss`` function and ``num_iters``) and ``unravel``."""
-    key = jax.random.key(0) if key is None else key
-    return _ritz_at(loss, params, num_iters, key), ravel_pytree(params)[1]
+@functools.partial(jax.jit, static_argnums=0)
+def _full_eigh(loss, params):
+    """All eigenpairs (ascending values, vectors as rows) of the explicit Hessian."""
+    from gdchaos.lyapunov.local import hessian_matrix
+
+    values, vecs = jnp.linalg.eigh(hessian_matrix(loss, params))
+    return values, vecs.T
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _ends(theta, vecs, res, k):
+    m = theta.shape[0]
+    idx = np.array(sorted(set(range(k)) | set(range(m - k, m))))
+    return theta[idx], vecs[idx], res[idx]
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _pick(theta, vecs, res, params, k, which):
+    m = theta.shape[0]
+    idx = np.arange(m - 1, m - 1 - k, -1) if which == "top" else np.arange(k)
+    return Eigenpairs(theta[idx], _unravel_rows(ravel_pytree(params)[1], vecs[idx]), res[idx])
+
+
+@jax.jit
+def _as_pytrees(values, vecs, res, params):
+    return Eigenpairs(values, _unravel_rows(ravel_pytree(params)[1], vecs), res)
+
+
+def resolve_method(method: str, n: int) -> str:
+    """``"full"`` or ``"lanczos"`` for ``method`` in ``{"auto", "full", "lanczos"}`` and N parameters."""
+    check(method in ("auto", "full", "lanczos"), f"method must be 'auto', 'full' or 'lanczos'; got {method!r}")
+    if method == "auto":
+        return "full" if n <= FULL_MAX_PARAMS else "lanczos"
+    return method
+
+
+def _resolve(params, k, method, num_iters):
+    """Checked ``(method, k, num_iters)`` for :func:`eigenpairs_flat`."""
+    n = _n_params(params)
+    method = resolve_method(method, n)
+    if method == "full":
+        return method, None, None
+    check(k is not None, "method='lanczos' needs k (how many eigenpairs at each end of the spectrum); pass k >= 1")
+    k = _check_int("k", k, 1, n)
+    num_iters = _default_iters(n, k) if num_iters is None else num_iters
+    _check_int("num_iters", num_iters, k, n)
+    return method, k, int(num_iters)
+
+
+def _pairs(loss, params, k, method, num_iters, key):
+    """``(values, vectors (rows), residuals)`` ascending for a resolved configuration."""
+    if method == "full":
+        values, vecs = _full_eigh(loss, params)
+        return values, vecs, jnp.zeros_like(values)
+    return _ends(*_lanczos_ritz(loss, params, num_iters, key), k)
 
 
 def hessian_eigs(
@@ -224,7 +288,8 @@ def hessian_eigs(
     Matrix-free: ``num_iters`` Hessian-vector products (default min(N, max(2k + 40, 3k)))
     from a random start drawn with ``key`` (default ``jax.random.key(0)``). Check
     ``residuals`` and raise ``num_iters`` if they are not small; ``num_iters = N`` is exact
-    up to roundoff. Jit/vmap-able over ``params``.
+    up to roundoff. Compiled once per ``loss`` function and options; jit/vmap-able over
+    ``params``.
 
     Example (H = diag(1, 2, 3, 10)):
         >>> import jax.numpy as jnp
@@ -234,13 +299,11 @@ def hessian_eigs(
         ([10.0, 3.0], (2, 4))
     """
     check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    n = _n_params(params)
     k = _check_int("k", k, 1, n)
     num_iters = _default_iters(n, k) if num_iters is None else num_iters
     _check_int("num_iters", num_iters, k, n)
-    (theta, vecs, res), unravel = _lanczos_at(loss, params, num_iters, key)
-    idx = jnp.arange(num_iters - 1, num_iters - 1 - k, -1) if which == "top" else jnp.arange(k)
-    return Eigenpairs(theta[idx], _unravel_rows(unravel, vecs[idx]), res[idx])
+    return _pick(*_lanczos_ritz(loss, params, int(num_iters), _default_key(key)), params, k, which)
 
 
 def eigenpairs_flat(
@@ -253,21 +316,9 @@ def eigenpairs_flat(
     key=None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Callable]:
     """:func:`hessian_eigenpairs` with flat eigenvectors: ``(values (K,), vectors (K, N) rows, residuals (K,), unravel)``."""
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
-    method = resolve_method(method, n)
-    if method == "full":
-        from gdchaos.lyapunov.local import hessian_matrix
-
-        _, unravel = ravel_pytree(params)
-        values, vecs = jnp.linalg.eigh(hessian_matrix(loss, params))
-        return values, vecs.T, jnp.zeros_like(values), unravel
-    check(k is not None, "method='lanczos' needs k (how many eigenpairs at each end of the spectrum); pass k >= 1")
-    k = _check_int("k", k, 1, n)
-    num_iters = _default_iters(n, k) if num_iters is None else num_iters
-    _check_int("num_iters", num_iters, k, n)
-    (theta, vecs, res), unravel = _lanczos_at(loss, params, num_iters, key)
-    idx = np.array(sorted(set(range(k)) | set(range(num_iters - k, num_iters))))
-    return theta[idx], vecs[idx], res[idx], unravel
+    method, k, num_iters = _resolve(params, k, method, num_iters)
+    values, vecs, res = _pairs(loss, params, k, method, num_iters, _default_key(key))
+    return values, vecs, res, ravel_pytree(params)[1]
 
 
 def hessian_eigenpairs(
@@ -297,16 +348,8 @@ def hessian_eigenpairs(
         >>> [round(float(x), 4) for x in ends.values]
         [-1.0, 10.0]
     """
-    values, vecs, res, unravel = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
-    return Eigenpairs(values, _unravel_rows(unravel, vecs), res)
-
-
-def resolve_method(method: str, n: int) -> str:
-    """``"full"`` or ``"lanczos"`` for ``method`` in ``{"auto", "full", "lanczos"}`` and N parameters."""
-    check(method in ("auto", "full", "lanczos"), f"method must be 'auto', 'full' or 'lanczos'; got {method!r}")
-    if method == "auto":
-        return "full" if n <= FULL_MAX_PARAMS else "lanczos"
-    return method
+    method, k, num_iters = _resolve(params, k, method, num_iters)
+    return _as_pytrees(*_pairs(loss, params, k, method, num_iters, _default_key(key)), params)
 
 
 def power_iteration(
@@ -326,15 +369,13 @@ def power_iteration(
         8.0
     """
     _check_int("num_iters", num_iters, 1)
-    key = jax.random.key(0) if key is None else key
-    lam, v, res = _power_at(loss, params, num_iters, key)
-    return Eigenpairs(lam[None], _unravel_rows(ravel_pytree(params)[1], v[None]), res[None])
+    return _power_at(loss, params, int(num_iters), _default_key(key))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def _power_at(loss, params, num_iters, key):
-    matvec, flat, _ = flat_hvp_fn(loss, params)
+    matvec, flat, unravel = flat_hvp_fn(loss, params)
     v = jax.lax.fori_loop(0, num_iters, lambda _, v: _unit(matvec(v)), _unit(_start(key, flat)))
     hv = matvec(v)
     lam = jnp.vdot(v, hv)
-    return lam, v, jnp.linalg.norm(hv - lam * v)
+    return Eigenpairs(lam[None], _unravel_rows(unravel, v[None]), jnp.linalg.norm(hv - lam * v)[None])
