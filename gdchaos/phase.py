@@ -111,7 +111,7 @@ def run_phase(cfg, output_dir):
     heat_seconds = time.perf_counter() - start
     start = time.perf_counter()
     j = 1 / inv_j[:, None]
-    chi = eoc.mean_field(ratio[None, :] * j, np.broadcast_to(j, (inv_j.size, ratio.size)), iterations=50).criterion
+    chi = eoc.mean_field(ratio[None, :] * j, np.broadcast_to(j, (inv_j.size, ratio.size))).criterion
     b_ratio = np.linspace(float(cfg.ratio.min), float(cfg.ratio.max), int(cfg.boundary_points))
     b_inv_j = eoc.chaos_boundary(b_ratio)
     jax.block_until_ready(b_inv_j)
