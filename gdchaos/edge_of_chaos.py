@@ -45,7 +45,7 @@ path; :func:`jacobian_norm` evaluates (1/√N)‖J*‖_F of eq. 1 at the attract
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

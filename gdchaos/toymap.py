@@ -124,7 +124,6 @@ def run_toymap(cfg, output_dir):
 
     import jax
     import numpy as np
-    import xarray as xr
     from omegaconf import OmegaConf
 
     from gdchaos import toymaps
