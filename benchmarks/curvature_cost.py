@@ -134,8 +134,9 @@ def lanczos_rows():
         n = count_params(params0)
         m = min(n, 120)
         state = task.tmap.init(params0)
-        step = jax.jit(lambda s: jax.lax.fori_loop(0, gd_steps, lambda _, c: task.tmap.step(c, {"learning_rate": eta})[0], s))
-        trained = step(state).params
+        hyper = {"learning_rate": eta}
+        train = jax.jit(lambda s: jax.lax.fori_loop(0, gd_steps, lambda _, c: task.tmap.step(c, hyper)[0], s))
+        trained = train(state).params
 
         @jax.jit
         def run_lanczos(p, key):

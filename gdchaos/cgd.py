@@ -40,7 +40,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from gdchaos.curvature.along import _check_eta, select_directions
-from gdchaos.curvature.eigen import _check_int, eigenpairs_flat, resolve_method
+from gdchaos.curvature.eigen import _check_int, _default_iters, eigenpairs_flat, resolve_method
 from gdchaos.errors import check
 from gdchaos.lyapunov.tangent import default_dynamical
 from gdchaos.maps import TrainingMap, from_optax
@@ -80,7 +80,7 @@ def _build(loss, eta, which, k, every, method, num_iters, seed, rtol) -> optax.G
     def stored_size(n):
         if resolve_method(method, n) == "full":
             return n
-        m = min(n, max(2 * k + 40, 3 * k)) if num_iters is None else num_iters
+        m = _default_iters(n, k) if num_iters is None else num_iters
         return len(set(range(k)) | set(range(m - k, m)))
 
     def init(params):
@@ -189,7 +189,9 @@ def cgd_optimizer(
     rtol=None,
     base: Callable[..., optax.GradientTransformation] = optax.sgd,
 ) -> Callable[..., optax.GradientTransformation]:
-    r"""An optax-alias-like factory ``f(learning_rate, ...) = chain(cgd(loss, eta=learning_rate, ...), base(learning_rate, ...))``.
+    r"""An optax-alias-like factory ``f`` for CGD followed by the optimizer ``base``.
+
+    ``f(learning_rate, ...) = optax.chain(cgd(loss, eta=learning_rate, ...), base(learning_rate, ...))``.
 
     ``f`` has the signature of ``base`` (default ``optax.sgd``), so
     ``optax.inject_hyperparams(f)`` and :func:`gdchaos.maps.from_optax` treat its numeric

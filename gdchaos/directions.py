@@ -141,7 +141,9 @@ def _params_part(basis):
 
 
 def lyapunov_directions(basis, k: int = 1, *, which: str = "top") -> Params:
-    r"""Rows of a tangent basis: the first k (``"top"``: most expanding first) or last k (``"bottom"``: most contracting first).
+    r"""Rows of a tangent basis: the first k (``"top"``, most expanding first) or the last k (``"bottom"``).
+
+    ``"bottom"`` returns the most contracting vector first.
 
     ``basis``: the tangent vectors of a :func:`gdchaos.lyapunov.tangent_map` state
     (``lstate.basis``; for a training map its ``params`` part is taken), rows in QR order,
@@ -157,7 +159,7 @@ def lyapunov_directions(basis, k: int = 1, *, which: str = "top") -> Params:
     check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
     basis = _params_part(basis)
     rows = jax.tree.leaves(basis)[0].shape[0]
-    k = _check_int("k", k, 1, rows)
+    k = _check_int("k", k, 1, rows, "the number of basis vectors")
     idx = np.arange(k) if which == "top" else np.arange(rows - 1, rows - 1 - k, -1)
     return jax.tree.map(lambda b: b[idx], basis)
 

@@ -210,7 +210,8 @@ def sgd_stability(
         )
     key = jax.random.key(0) if key is None else key
     rtol = None if rtol is None else float(rtol)
-    lam, ftle, n_normal = _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, params, x, y, eta, key)
+    static = (loss_fn, batch_size, steps, transient, k, normal, rtol)
+    lam, ftle, n_normal = _random_product(*static, params, x, y, eta, key)
     return SGDStability(lam[0], lam, ftle, lam[0] < 0, n_normal)
 
 

@@ -51,7 +51,8 @@ def test_perturbations_have_the_requested_norm():
             assert float(tree_norm(delta, norm)) == pytest.approx(1e-3, rel=1e-10)
             # the direction is kept
             d = flat(jax.tree.map(lambda x: x[i], dirs))
-            assert abs(float(jnp.dot(flat(delta), d) / (jnp.linalg.norm(flat(delta)) * jnp.linalg.norm(d)))) == pytest.approx(1.0)
+            cos = np.dot(flat(delta), d) / (np.linalg.norm(flat(delta)) * np.linalg.norm(d))
+            assert abs(float(cos)) == pytest.approx(1.0)
     # ε is traced: vmap over a grid of ε
     sizes = jax.vmap(lambda e: tree_norm(scale_to_norm(P0, e), "l2"))(jnp.array([1e-6, 1e-2]))
     np.testing.assert_allclose(sizes, [1e-6, 1e-2], rtol=1e-10)
@@ -69,7 +70,8 @@ def test_hessian_eigenvector_perturbations_give_exact_gd_distance_curves():
         t = np.arange(steps + 1)
         # GD on a quadratic is linear: δ_t = (I − ηA)^t δ_0, so along v_i  d(t) = ε |1 − ηλ_i|^t exactly
         np.testing.assert_allclose(d["top"][0], eps * 1.5**t, rtol=1e-9)
-        np.testing.assert_allclose(d["top"][1], eps * 0.0**t, atol=1e-12)  # λ = 2 = 1/η: killed in one step (up to roundoff)
+        # λ = 2 = 1/η: killed in one step (up to roundoff)
+        np.testing.assert_allclose(d["top"][1], eps * 0.0**t, atol=1e-12)
         np.testing.assert_allclose(d["bottom"][0], eps * 0.85**t, rtol=1e-9)
         np.testing.assert_allclose(d["bottom"][1], eps * 0.5**t, rtol=1e-9)
         np.testing.assert_allclose(d["random"][:, 0], eps, rtol=1e-12)
@@ -122,10 +124,14 @@ def test_strategy_distances_with_sgd_share_the_batches():
     np.testing.assert_allclose(d["r"], 0.0, atol=0)
 
 
+def one_direction():
+    return random_directions(jax.random.key(0), P0, 1)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: perturb_along(P0, random_directions(jax.random.key(0), P0, 1), 1e-3, norm="linf"), "norm must be one of"),
+        (lambda: perturb_along(P0, one_direction(), 1e-3, norm="linf"), "norm must be one of"),
         (lambda: random_directions(jax.random.key(0), P0, 0), "k must be >= 1; got 0"),
         (lambda: hessian_directions(quad, P0, 5), "k must be <= 4"),
         (lambda: hessian_directions(quad, P0, 1, which="left"), "which must be 'top' or 'bottom'"),
@@ -133,18 +139,17 @@ def test_strategy_distances_with_sgd_share_the_batches():
         (lambda: lyapunov_strategies(jax.random.key(0), jnp.eye(3), jnp.zeros(2)), "one entry per basis row"),
         (
             lambda: strategy_distances(
-                TMAP, P0, {"a": random_directions(jax.random.key(0), P0, 1), "b": random_directions(jax.random.key(0), P0, 2)},
-                1e-3, {"learning_rate": 0.1}, 2,
+                TMAP, P0, {"a": one_direction(), "b": random_directions(jax.random.key(0), P0, 2)}, 1e-3, {}, 2
             ),
             "same number of members",
         ),
         (lambda: strategy_distances(TMAP, P0, {}, 1e-3, {"learning_rate": 0.1}, 2), "directions is empty"),
         (
-            lambda: strategy_distances(TMAP, P0, {"a": random_directions(jax.random.key(0), P0, 1)}, 1e-3, {}, 2, distance="cos"),
+            lambda: strategy_distances(TMAP, P0, {"a": one_direction()}, 1e-3, {}, 2, distance="cos"),
             "distance must be one of",
         ),
         (
-            lambda: strategy_distances(TMAP, P0, {"a": random_directions(jax.random.key(0), P0, 1)}, 1e-3, {}, 0),
+            lambda: strategy_distances(TMAP, P0, {"a": one_direction()}, 1e-3, {}, 0),
             "steps must be >= 1; got 0",
         ),
     ],

@@ -101,9 +101,9 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
     r"""Boolean mask of the Hessian eigenvalues of kind ``which``, optionally only the k strongest.
 
     ``which``: ``"chaotic"`` (λ ≤ 0 or ηλ ≥ 2), ``"nonchaotic"`` (0 < λ < 2/η), ``"positive"``
-    (λ > 0), ``"negative"`` (λ < 0); |λ| below the zero tolerance counts as 0 (relative
-    tolerance ``rtol``, default n·ε with n the number of parameters, default the number
-    of eigenvalues). With ``k``, only the k selected with the largest |ln|1 − ηλ||
+    (λ > 0), ``"negative"`` (λ < 0). |λ| ≤ ``rtol``·max|λ| counts as 0 (default rtol = n·ε,
+    the roundoff of ``eigh``, with n the number of parameters, by default the number of
+    eigenvalues given). With ``k``, only the k selected with the largest |ln|1 − ηλ||
     (chaotic, nonchaotic) or |λ| (positive, negative) stay selected.
 
     Example:
@@ -120,7 +120,7 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
         _check_eta(eta)
     if k is not None:
-        k = _check_int("k", k, 1, lam.shape[-1])
+        k = _check_int("k", k, 1, lam.shape[-1], "the number of eigenvalues")
     n = lam.shape[-1] if n is None else int(n)
     return _select(lam, which, eta, k, n, None if rtol is None else float(rtol))
 
@@ -287,7 +287,8 @@ def direction_subspace(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> sub = direction_subspace(lambda p: 0.5 * jnp.sum(jnp.array([-1.0, 0.5, 3.0]) * p ** 2), jnp.zeros(3), eta=1.0)
+        >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([-1.0, 0.5, 3.0]) * p ** 2)
+        >>> sub = direction_subspace(loss, jnp.zeros(3), "chaotic", eta=1.0)
         >>> sub.mask.tolist(), sub.vectors.shape
         ([True, False, True], (3, 3))
     """

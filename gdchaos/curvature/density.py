@@ -60,7 +60,7 @@ def slq(
     """
     dim = _check_int("dim", dim, 1)
     num_probes = _check_int("num_probes", num_probes, 1)
-    num_iters = _check_int("num_iters", num_iters, 1, dim)
+    num_iters = _check_int("num_iters", num_iters, 1, dim, "the operator dimension")
     dtype = jnp.result_type(float) if dtype is None else dtype
     k_probe, k_restart = jax.random.split(key)
     z = jax.random.rademacher(k_probe, (num_probes, dim), dtype)

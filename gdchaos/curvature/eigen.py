@@ -11,7 +11,7 @@ residual ‖H y_i − θ_i y_i‖ = |β_m s_{m,i}|. Each step costs one Hessian-
 (:mod:`gdchaos.curvature.hvp`). Every new vector is orthogonalized against all previous
 ones twice (full reorthogonalization, O(m² N) work in total), so no spurious copies
 of converged eigenvalues appear. When β_j falls below √ε ‖H‖ the Krylov space is
-invariant; the next vector is then a fresh random one orthogonal to V (and β_j = 0),
+invariant; the next vector is then a fresh pseudo-random one orthogonal to V (and β_j = 0),
 so degenerate eigenvalues are found with their multiplicity and m = N gives the
 whole spectrum.
 
@@ -73,14 +73,14 @@ class Eigenpairs(NamedTuple):
     residuals: jax.Array
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+def _check_int(name: str, value, low: int, high: int | None = None, what: str = "the number of parameters") -> int:
     check(
         isinstance(value, (int, np.integer)) and not isinstance(value, bool),
         f"{name} must be an integer; got {value!r}",
     )
     check(value >= low, f"{name} must be >= {low}; got {value}")
     if high is not None:
-        check(value <= high, f"{name} must be <= {high} (the number of parameters); got {value}")
+        check(value <= high, f"{name} must be <= {high} ({what}); got {value}")
     return int(value)
 
 
@@ -140,7 +140,7 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: 
         [1.0, 2.0, 5.0, 7.0]
     """
     n = int(np.size(v0))
-    m = _check_int("num_iters", num_iters, 1, n)
+    m = _check_int("num_iters", num_iters, 1, n, "the dimension of v0")
     v0 = jnp.ravel(v0)
     dtype = v0.dtype
     words = _key_words(jax.random.key(0) if key is None else key)
@@ -315,7 +315,10 @@ def eigenpairs_flat(
     num_iters: int | None = None,
     key=None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Callable]:
-    """:func:`hessian_eigenpairs` with flat eigenvectors: ``(values (K,), vectors (K, N) rows, residuals (K,), unravel)``."""
+    """:func:`hessian_eigenpairs` with flat eigenvectors.
+
+    Returns ``(values (K,), vectors (K, N) as rows, residuals (K,), unravel)``.
+    """
     method, k, num_iters = _resolve(params, k, method, num_iters)
     values, vecs, res = _pairs(loss, params, k, method, num_iters, _default_key(key))
     return values, vecs, res, ravel_pytree(params)[1]
