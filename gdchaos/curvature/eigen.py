@@ -7,13 +7,14 @@ r"""Extreme Hessian eigenpairs, matrix-free: Lanczos with full reorthogonalizati
 builds an orthonormal basis V_m = [v₁ … v_m] of the Krylov space K_m(H, v₁) in which
 H is tridiagonal, T_m = V_mᵀ H V_m (α on the diagonal, β off it). The eigenpairs
 (θ_i, s_i) of T_m give Ritz pairs (θ_i, V_m s_i); the extreme ones converge first, with
-residual ‖H y_i − θ_i y_i‖ = |β_m s_{m,i}|. Each step costs one Hessian-vector product
-(:mod:`gdchaos.curvature.hvp`). Every new vector is orthogonalized against all previous
-ones twice (full reorthogonalization, O(m² N) work in total), so no spurious copies
-of converged eigenvalues appear. When β_j falls below √ε ‖H‖ the Krylov space is
-invariant; the next vector is then a fresh pseudo-random one orthogonal to V (and β_j = 0),
-so degenerate eigenvalues are found with their multiplicity and m = N gives the
-whole spectrum.
+residual ‖H y_i − θ_i y_i‖ = |β_m s_{m,i}| in exact arithmetic (the estimate ignores
+roundoff, so it can fall below the ~ε‖H‖ floor of the computed products). Each step
+costs one Hessian-vector product (:mod:`gdchaos.curvature.hvp`). Every new vector is
+orthogonalized against all previous ones twice (full reorthogonalization, O(m² N)
+work in total), so no spurious copies of converged eigenvalues appear. When β_j falls
+to roundoff, 10 √N ε ‖H‖, the Krylov space is invariant; the next vector is then a
+fresh pseudo-random one orthogonal to V (and T_m gets 0 instead of β_j), so degenerate
+eigenvalues are found with their multiplicity and m = N gives the whole spectrum.
 
 **Power iteration** v ← H v / ‖H v‖ converges to the eigenvalue of largest |λ| at rate
 |λ₂/λ₁| per product.
@@ -47,15 +48,17 @@ class LanczosResult(NamedTuple):
 
     Attributes:
         alpha: ``(m,)`` diagonal of the tridiagonal T_m.
-        beta: ``(m,)`` β_j couples v_j and v_{j+1}; ``beta[:-1]`` is the off-diagonal of
-            T_m and ``beta[-1]`` the norm of the last residual. A zero marks a restart
-            (invariant subspace found).
+        beta: ``(m,)`` residual norms β_j = ‖r_j‖ after step j; ``beta[:-1]`` couples v_j and
+            v_{j+1} in T_m except where ``restarted``, and ``beta[-1]`` is the last residual.
         vectors: ``(m, N)`` orthonormal Lanczos vectors, one per row.
+        restarted: ``(m,)`` bool, True where β_j fell below 10 √N ε ‖H‖ (an invariant subspace
+            was found) and v_{j+1} is a fresh vector: T_m has a zero there instead of β_j.
     """
 
     alpha: jax.Array
     beta: jax.Array
     vectors: jax.Array
+    restarted: jax.Array
 
 
 class Eigenpairs(NamedTuple):
@@ -65,7 +68,7 @@ class Eigenpairs(NamedTuple):
         values: ``(k,)`` eigenvalues.
         vectors: pytree shaped like the parameters with a leading k axis; ``vectors[i]``
             has unit L2 norm over all leaves and belongs to ``values[i]``.
-        residuals: ``(k,)`` ‖H v_i − λ_i v_i‖ (Lanczos: the Ritz estimate |β_m s_{m,i}|).
+        residuals: ``(k,)`` ‖H v_i − λ_i v_i‖ (Lanczos: the Ritz estimate, see :func:`ritz_pairs`).
     """
 
     values: jax.Array
@@ -148,40 +151,42 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: 
     basis = jnp.zeros((m + 1, n), dtype).at[0].set(_unit(v0))
 
     def body(j, carry):
-        basis, alpha, beta, anorm = carry
+        basis, alpha, beta, restarted, anorm = carry
         v = basis[j]
         w = matvec(v)
         a = jnp.vdot(v, w)
-        b_prev = jnp.where(j > 0, beta[j - 1], 0).astype(dtype)
+        b_prev = jnp.where((j > 0) & ~restarted[j - 1], beta[j - 1], 0).astype(dtype)
         w = w - a * v - b_prev * basis[j - 1]
         w = _orthogonalize(basis, w)
         b = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.sqrt(a**2 + b_prev**2 + b**2))
-        breakdown = b <= jnp.sqrt(eps) * anorm
+        breakdown = b <= 10 * np.sqrt(n) * eps * anorm
         fresh = _orthogonalize(basis, _hash_uniform(words, j + 1, n, dtype))
         nxt = jnp.where(breakdown, _unit(fresh), w / jnp.where(breakdown, 1, b).astype(dtype))
         basis = basis.at[j + 1].set(nxt)
-        return basis, alpha.at[j].set(a), beta.at[j].set(jnp.where(breakdown, 0, b)), anorm
+        return basis, alpha.at[j].set(a), beta.at[j].set(b), restarted.at[j].set(breakdown), anorm
 
-    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros((), dtype))
-    basis, alpha, beta, _ = jax.lax.fori_loop(0, m, body, init)
-    return LanczosResult(alpha, beta, basis[:m])
+    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros(m, bool), jnp.zeros((), dtype))
+    basis, alpha, beta, restarted, _ = jax.lax.fori_loop(0, m, body, init)
+    return LanczosResult(alpha, beta, basis[:m], restarted)
 
 
 def tridiagonal(result: LanczosResult) -> jax.Array:
     """T_m (m×m) of a :class:`LanczosResult`."""
-    off = result.beta[:-1]
+    off = jnp.where(result.restarted[:-1], 0, result.beta[:-1])
     return jnp.diag(result.alpha) + jnp.diag(off, 1) + jnp.diag(off, -1)
 
 
 def ritz_pairs(result: LanczosResult) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Ritz values ``(m,)`` ascending, Ritz vectors ``(m, N)`` (rows) and residual estimates ``(m,)``.
 
-    Residual of pair i: |β_m s_{m,i}| with s_i the eigenvector of T_m.
+    Residual of pair i: ‖H y_i − θ_i y_i‖ ≈ (Σ_j (β_j s_{j,i})²)^½ over the last step j = m
+    and the restarts (the residuals that T_m leaves out), with s_i the eigenvector of T_m.
     """
     theta, s = jnp.linalg.eigh(tridiagonal(result))
     vectors = s.T @ result.vectors
-    residuals = jnp.abs(result.beta[-1] * s[-1, :])
+    dropped = result.restarted.at[-1].set(True)
+    residuals = jnp.sqrt(jnp.sum(jnp.where(dropped[:, None], (result.beta[:, None] * s) ** 2, 0), axis=0))
     return theta, vectors, residuals
 
 
