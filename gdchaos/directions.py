@@ -137,6 +137,8 @@ def hessian_directions(
 
 
 def _params_part(basis):
+    """The parameter part of a tangent basis (accepts a LyapunovState, a TrainState-shaped basis or params)."""
+    basis = basis.basis if hasattr(basis, "basis") and hasattr(basis, "log_stretch") else basis
     return basis.params if hasattr(basis, "params") else basis
 
 
@@ -146,7 +148,7 @@ def lyapunov_directions(basis, k: int = 1, *, which: str = "top") -> Params:
     ``"bottom"`` returns the most contracting vector first.
 
     ``basis``: the tangent vectors of a :func:`gdchaos.lyapunov.tangent_map` state
-    (``lstate.basis``; for a training map its ``params`` part is taken), rows in QR order,
+    (``lstate`` or ``lstate.basis``; for a training map its ``params`` part is taken), rows in QR order,
     i.e. by descending exponent once converged. ``"bottom"`` is meaningful for a full
     basis (k = dimension).
 

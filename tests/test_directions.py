@@ -91,7 +91,7 @@ def test_lyapunov_vectors_of_a_tangent_basis_and_the_five_strategies():
     np.testing.assert_allclose(lam[:3], np.log([1.5, 0.85, 0.5]), atol=1e-6)
     top = lyapunov_directions(lstate.basis, 1, which="top")  # the params part of the TrainState basis
     assert abs(float(flat(jax.tree.map(lambda x: x[0], top)) @ ROT[:, 3])) == pytest.approx(1.0, abs=1e-8)
-    second_last = lyapunov_directions(lstate.basis, 2, which="bottom")
+    second_last = lyapunov_directions(lstate, 2, which="bottom")  # the state itself works too
     assert abs(float(flat(jax.tree.map(lambda x: x[1], second_last)) @ ROT[:, 1])) == pytest.approx(1.0, abs=1e-6)
 
     strategies = lyapunov_strategies(jax.random.key(4), lstate.basis, jnp.nan_to_num(lam, neginf=-1e3), members=4)
