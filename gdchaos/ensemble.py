@@ -20,6 +20,7 @@ reference diverges, all distances of its group are NaN. NaNs never enter means.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Callable, NamedTuple
 
@@ -29,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from gdchaos.checkpoint import Checkpoint
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
 from gdchaos.perturb import DISTANCES, box
@@ -190,7 +192,16 @@ def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
     return eta
 
 
-def drive(make_advance: Callable, carry, hyper, steps: int, chunk: int, progress: bool, desc: str):
+def drive(
+    make_advance: Callable,
+    carry,
+    hyper,
+    steps: int,
+    chunk: int,
+    progress: bool,
+    desc: str,
+    checkpoint: str | os.PathLike | None = None,
+):
     """Advance ``carry`` by ``steps`` in compiled chunks; gather per-step records on host.
 
     ``make_advance(length)`` returns a jitted ``advance(carry, hyper) -> (carry, records)``
@@ -198,22 +209,35 @@ def drive(make_advance: Callable, carry, hyper, steps: int, chunk: int, progress
     per distinct length (ahead of time, so compile and run times are separate); the
     only host transfer is one per chunk.
 
+    With ``checkpoint`` (a directory, see :class:`gdchaos.checkpoint.Checkpoint`) every
+    finished chunk is saved atomically, and a run started on a directory that holds
+    finished chunks continues after the last of them: the results are bitwise those
+    of an uninterrupted run.
+
     Returns ``(carry, records with time as the last axis, compile_seconds, run_seconds)``.
     """
     chunk = min(chunk, steps)
     lengths = [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
+    pieces: list[dict[str, np.ndarray]] = []
+    store = None
+    if checkpoint is not None:
+        store = Checkpoint(checkpoint)
+        carry, pieces = store.restore(carry)
+        done = [next(iter(p.values())).shape[0] for p in pieces]
+        store.require(done == lengths[: len(done)], f"its {len(done)} chunks do not match steps={steps}, chunk={chunk}")
     compile_seconds, compiled = 0.0, {}
-    for length in sorted(set(lengths)):
+    for length in sorted(set(lengths[len(pieces):])):
         t0 = time.perf_counter()
         compiled[length] = make_advance(length).lower(carry, hyper).compile()
         compile_seconds += time.perf_counter() - t0
-    pieces: list[dict[str, np.ndarray]] = []
     t0 = time.perf_counter()
-    with tqdm(total=steps, desc=desc, unit="step", disable=not progress) as bar:
-        for length in lengths:
-            carry, rec = compiled[length](carry, hyper)
+    with tqdm(total=steps, initial=sum(lengths[: len(pieces)]), desc=desc, unit="step", disable=not progress) as bar:
+        for index in range(len(pieces), len(lengths)):
+            carry, rec = compiled[lengths[index]](carry, hyper)
             pieces.append(jax.device_get(rec))
-            bar.update(length)
+            if store is not None:
+                store.save(index, carry, pieces[-1])
+            bar.update(lengths[index])
     run_seconds = time.perf_counter() - t0
     records = {k: np.moveaxis(np.concatenate([p[k] for p in pieces]), 0, -1) for k in pieces[0]}
     return carry, records, compile_seconds, run_seconds
@@ -236,6 +260,7 @@ def run(
     chunk: int = 100,
     progress: bool = True,
     devices=None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> EnsembleResult:
     """Run the (η, ε, ic, member) ensemble of ``tmap`` for ``steps`` updates.
 
@@ -257,6 +282,8 @@ def run(
         devices: devices to split the ensemble over (default: all local devices;
             see :func:`ensemble_sharding`). On CPU, expose one device per core with
             ``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
+        checkpoint: directory for chunk checkpoints; a run on a directory holding some
+            continues from them (see :func:`drive`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -282,7 +309,7 @@ def run(
 
     carry, records, compile_seconds, run_seconds = drive(
         lambda length: _compiled_advance(tmap, observe, distance, length),
-        carry, hyper_dev, steps, chunk, progress, "training ensemble",
+        carry, hyper_dev, steps, chunk, progress, "training ensemble", checkpoint,
     )
     return EnsembleResult(
         eta=eta,

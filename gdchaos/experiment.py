@@ -38,6 +38,7 @@ def finite_sweep(
     chunk: int = 100,
     progress: bool = True,
     attrs: dict | None = None,
+    checkpoint=None,
 ) -> xr.Dataset:
     """Finite network Lyapunov exponents, ρ and ⟨τ⟩ over an (η, ε) grid, as a Dataset.
 
@@ -72,6 +73,7 @@ def finite_sweep(
         distance=distance,
         chunk=chunk,
         progress=progress,
+        checkpoint=checkpoint,
     )
     exponents = finite_exponents(result.records["distance"][:, :, :, 1:], starts, lengths, min_r2, min_exponent)
     tau = first_passage(result.records["accuracy"][:, :, :, 0], target)
@@ -105,6 +107,7 @@ def tangent_sweep(
     chunk: int = 100,
     progress: bool = True,
     attrs: dict | None = None,
+    checkpoint=None,
 ) -> xr.Dataset:
     """Top-k tangent Lyapunov exponents over an η grid × ``n_ic`` initial conditions, as a Dataset.
 
@@ -131,6 +134,7 @@ def tangent_sweep(
         renorm_every=renorm_every,
         chunk=chunk,
         progress=progress,
+        checkpoint=checkpoint,
     )
     meta = {**provenance(), "task": task.name, "seed": seed, **(attrs or {})}
     return tangent_dataset(result, meta)

@@ -64,6 +64,25 @@ def require_precision(eps, dtype) -> None:
         )
 
 
+def nan_mean(a, axis=None) -> np.ndarray:
+    """Mean over the non-NaN entries (diverged members are NaN); NaN, without a warning, where there are none.
+
+    Example:
+        >>> nan_mean(np.array([[1.0, np.nan], [np.nan, np.nan]]), axis=1).tolist()
+        [1.0, nan]
+    """
+    a = np.asarray(a, dtype=float)
+    n = np.sum(~np.isnan(a), axis=axis)
+    return np.where(n > 0, np.nansum(a, axis=axis) / np.maximum(n, 1), np.nan)
+
+
+def nan_std(a, axis=None) -> np.ndarray:
+    """Population standard deviation over the non-NaN entries; NaN, without a warning, where there are none."""
+    a = np.asarray(a, dtype=float)
+    mean = nan_mean(a, axis=axis)
+    return np.sqrt(nan_mean((a - np.expand_dims(mean, axis) if axis is not None else a - mean) ** 2, axis=axis))
+
+
 def default_float():
     """The floating dtype JAX creates by default right now."""
     return jnp.float64 if float64_enabled() else jnp.float32

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from gdchaos.numerics import nan_mean  # noqa: E402
+
 
 def _eta_axis(ax, eta):
     eta = np.asarray(eta)
@@ -43,6 +45,9 @@ def summary_figure(ds: xr.Dataset):
         if "lambda_all" in s:
             axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
         axes[1].plot(s.eta, s.rho, marker="s", label=label)
+        if "n_diverged" in s and int(s.n_diverged.sum()) > 0:
+            frac = s.n_diverged / (ds.sizes["ic"] * ds.sizes["member"])
+            axes[1].plot(s.eta, frac, ls=":", marker="x", color="tab:red", label=f"{label}: diverged members (excluded)")
         reached = s.n_reached.values / ds.sizes["ic"]
         axes[2].plot(s.eta, s.tau_mean, marker="^", label=label)
         never = s.eta.values[reached == 0]
@@ -50,6 +55,8 @@ def summary_figure(ds: xr.Dataset):
     axes[0].axhline(0.0, color="gray", lw=0.8)
     axes[0].set_ylabel("λ_nMLE  (nat / update)")
     axes[1].set_ylabel("ρ  (fraction of ICs with Λ kept)")
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=8)
     axes[1].set_ylim(-0.03, 1.03)
     target = ds.attrs.get("accuracy_target", "target")
     axes[2].set_ylabel(f"⟨τ⟩  (updates to test accuracy ≥ {target})")
@@ -74,26 +81,39 @@ def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw, has_eps: bool = True)
     return fig
 
 
+LOG_PLOT_MAX = 1e100
+"""Larger values (a trajectory on its way to overflow) are left out of log-scale panels."""
+
+
+def _loggable(a) -> np.ndarray:
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isfinite(a) & (a > 0) & (a < LOG_PLOT_MAX), a, np.nan)
+
+
 def distance_figure(ds: xr.Dataset, etas=None, n_ic: int = 3):
-    """d(t) on a log axis: members (thin) and their mean (thick) for a few ICs, per η."""
+    """d(t) on a log axis: members (thin) and their mean (thick) for a few ICs, per η (diverged members end)."""
 
     def draw(ax, s):
         for i in range(min(n_ic, s.sizes["ic"])):
-            d = s.distance.isel(ic=i, member=slice(1, None)).values
+            d = _loggable(s.distance.isel(ic=i, member=slice(1, None)).values)
             color = f"C{i}"
             ax.semilogy(s.step, d.T, color=color, lw=0.4, alpha=0.5)
-            ax.semilogy(s.step, np.nanmean(d, axis=0), color=color, lw=1.6, label=f"ic {i}")
+            ax.semilogy(s.step, nan_mean(d, axis=0), color=color, lw=1.6, label=f"ic {i}")
         ax.legend(fontsize=7)
 
     return _per_eta_grid(ds, etas or pick_eta(ds), f"{ds.attrs.get('distance', 'L1')} distance d(t)", draw)
 
 
 def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
-    """Training loss of the reference trajectories of a few ICs, per η."""
+    """Training loss of the reference trajectories of a few ICs, per η; a dotted line marks where one diverged."""
 
     def draw(ax, s):
-        for i in range(min(n_ic, s.sizes["ic"])):
-            ax.semilogy(s.step, s.loss.isel(ic=i, member=0), lw=0.9)
+        shown = min(n_ic, s.sizes["ic"])
+        for i in range(shown):
+            ax.semilogy(s.step, _loggable(s.loss.isel(ic=i, member=0)), lw=0.9, color=f"C{i}")
+            at = int(s.diverged_at.isel(ic=i, member=0)) if "diverged_at" in s else -1
+            if at >= 0:
+                ax.axvline(at, color=f"C{i}", ls=":", lw=1.2, label="diverged" if i == 0 else None)
 
     return _per_eta_grid(ds, etas or pick_eta(ds), "training loss", draw)
 
@@ -163,6 +183,11 @@ def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # log axes over losses near overflow (η → blow-up)
+        return _save(ds, directory, etas)
+
+
+def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
     figures = {}
     if "distance" in ds:
         figures.update({

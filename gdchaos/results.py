@@ -24,10 +24,14 @@ import pandas as pd
 import xarray as xr
 
 from gdchaos.ensemble import AXES, EnsembleResult
+from gdchaos.numerics import nan_mean, nan_std
 from gdchaos.lyapunov.finite import FiniteExponents, summarize
 from gdchaos.training_time import summarize_tau
 
 RESULTS_FILE = "results.nc"
+FORMAT = "gdchaos-results"
+FORMAT_VERSION = 1
+"""Written as the ``format`` and ``format_version`` attributes of every results file."""
 SUMMARY_FILE = "summary.csv"
 SUMMARY_VARS = (
     "lambda_nmle",
@@ -99,9 +103,9 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
             "tangent_loss": (run, result.records["loss"]),
             "tangent_log_stretch": (run, result.records["log_stretch"]),
             "tangent_ftle": (run, result.running_exponent()),
-            "lambda_max_tangent": (("eta",), np.nanmean(lam[..., 0], axis=1)),
-            "lambda_max_tangent_std": (("eta",), np.nanstd(lam[..., 0], axis=1)),
-            "tangent_spectrum": (("eta", "index"), np.nanmean(lam, axis=1)),
+            "lambda_max_tangent": (("eta",), nan_mean(lam[..., 0], axis=1)),
+            "lambda_max_tangent_std": (("eta",), nan_std(lam[..., 0], axis=1)),
+            "tangent_spectrum": (("eta", "index"), nan_mean(lam, axis=1)),
         },
         coords=coords,
         attrs={"tangent_transient": result.transient, "tangent_run_seconds": result.run_seconds,
@@ -112,7 +116,13 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
 
 
 def save(ds: xr.Dataset, directory: str | Path) -> Path:
-    """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``."""
+    """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``.
+
+    Both are written to temporary files and renamed into place: an interrupted save
+    leaves the previous files or none, never a truncated one.
+    """
+    from gdchaos.checkpoint import atomic_write
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RESULTS_FILE
@@ -121,13 +131,19 @@ def save(ds: xr.Dataset, directory: str | Path) -> Path:
         for name, var in ds.data_vars.items()
         if var.ndim >= 3 and var.dtype.kind in "fi"
     }
-    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
-    summary_table(ds).to_csv(directory / SUMMARY_FILE, index=False, float_format="%.6g")
+    ds = ds.assign_attrs(format=FORMAT, format_version=FORMAT_VERSION)
+    atomic_write(path, lambda f: f.write(ds.to_netcdf(None, engine="h5netcdf", encoding=encoding)))
+    csv = summary_table(ds).to_csv(index=False, float_format="%.6g")
+    atomic_write(directory / SUMMARY_FILE, lambda f: f.write(csv.encode()))
     return path
 
 
 def load(path: str | Path) -> xr.Dataset:
     """Load a run: a run directory or its ``results.nc``.
+
+    Raises ``FileNotFoundError`` when there is none and ``ValueError`` for a file that
+    is not a complete gdchaos results file (truncated, foreign, or from a newer
+    format version).
 
     Example::
 
@@ -139,8 +155,17 @@ def load(path: str | Path) -> xr.Dataset:
         path = path / RESULTS_FILE
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}; pass a run directory or its {RESULTS_FILE}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except Exception as err:  # h5py/netCDF raise many types for damaged files
+        raise ValueError(f"{path} is not a readable results file (truncated or damaged?): {type(err).__name__}: {err}") from None
+    if ds.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a gdchaos results file (no format={FORMAT!r} attribute)")
+    version = int(ds.attrs.get("format_version", 0))
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} has results format {version}; this gdchaos reads up to {FORMAT_VERSION}: upgrade gdchaos")
+    return ds
 
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import math
 import os
 import sys
 from importlib import resources
+from pathlib import Path
 
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
 
@@ -100,26 +101,47 @@ def _as_list(value, key: str = "eta/eps") -> list[float]:
     return _numbers(key, value)
 
 
+def _integer(cfg, key: str, minimum: int) -> int:
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key)
+    check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        f"{key} must be an integer >= {minimum}; got {value!r}",
+    )
+    return value
+
+
 def validate(cfg) -> None:
-    """Fail fast, before any computation, on configs that cannot run."""
+    """Fail fast, before any computation, on configs that cannot run (one-line messages)."""
     from gdchaos.lyapunov.finite import check_window_grid
     from gdchaos.models import ACTIVATIONS
 
     eta, eps = _as_list(cfg.eta, "eta"), _as_list(cfg.eps, "eps")
     check(len(eta) > 0, "the eta grid is empty; give e.g. eta=0.1 or 'eta=range(0.01,20)'")
-    check(all(e > 0 for e in eta), f"learning rates must be > 0; got eta={eta}")
-    check(len(eps) > 0 and all(e > 0 for e in eps), f"eps must be > 0; got eps={eps}")
-    check(cfg.n_perturb >= 1, f"n_perturb must be >= 1; got {cfg.n_perturb}")
-    check(cfg.n_ic >= 1, f"n_ic must be >= 1; got {cfg.n_ic}")
+    check(all(math.isfinite(e) and e > 0 for e in eta), f"learning rates must be finite and > 0; got eta={eta}")
+    check(len(eps) > 0, "the eps grid is empty; give e.g. eps=1e-8")
+    check(all(math.isfinite(e) and e > 0 for e in eps), f"eps must be finite and > 0; got eps={eps}")
+    for key, minimum in (("n_perturb", 1), ("n_ic", 1), ("steps", 1), ("chunk", 1), ("seed", 0),
+                         ("lyapunov.k", 1), ("lyapunov.transient", 0), ("lyapunov.renorm_every", 1)):
+        _integer(cfg, key, minimum)
+    from gdchaos.losses import LOSSES
+
+    check(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
     check(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {list(METHODS)}")
-    check(cfg.lyapunov.k >= 1, f"lyapunov.k must be >= 1; got {cfg.lyapunov.k}")
-    check(0 <= cfg.lyapunov.transient < cfg.steps, f"lyapunov.transient must be in [0, steps); got {cfg.lyapunov.transient}")
+    check(cfg.lyapunov.transient < cfg.steps, f"lyapunov.transient must be in [0, steps={cfg.steps}); got {cfg.lyapunov.transient}")
     check(cfg.precision in ("auto", "float32", "float64"), f"precision must be auto, float32 or float64; got {cfg.precision!r}")
     check(
         cfg.model.get("activation", "sigmoid") in ACTIVATIONS,
-        f"unknown activation {cfg.model.get('activation')!r}; choose one of {sorted(ACTIVATIONS)}",
+        f"unknown model.activation {cfg.model.get('activation')!r}; choose one of {sorted(ACTIVATIONS)}",
     )
     if cfg.method in ("finite", "both"):
+        for key in ("start_min", "start_max", "start_step", "length_min", "length_max", "length_step"):
+            _integer(cfg, f"lyapunov.{key}", 1 if key.endswith("step") or key.startswith("length") else 0)
+        for key in ("min_r2", "min_exponent"):
+            value = cfg.lyapunov[key]
+            check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                  f"lyapunov.{key} must be a finite number; got {value!r}")
         check_window_grid(cfg.steps, *_window_grid(cfg))
 
 
@@ -141,15 +163,89 @@ def _configure_devices(cfg) -> None:
 
 
 def _configure_precision(cfg) -> None:
-    from gdchaos.numerics import enable_float64, needs_float64
+    from gdchaos.numerics import enable_float64, float64_enabled, needs_float64
 
     finite = cfg.method in ("finite", "both")
+    if cfg.precision == "auto" and finite and needs_float64(_as_list(cfg.eps)) and not float64_enabled():
+        log.warning("eps=%g is below float32 resolution: running in float64 (precision=float64 silences this)", min(_as_list(cfg.eps)))
     if cfg.precision == "float64" or (cfg.precision == "auto" and finite and needs_float64(_as_list(cfg.eps))):
         enable_float64()
 
 
+RESUME_FREE_KEYS = ("progress", "resume", "checkpoint", "cpu_devices", "figures")
+"""Config keys that may change between an interrupted run and its resumption."""
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_differences(stored: dict, current: dict) -> list[str]:
+    """Keys (dotted) whose values differ between two run configs, ignoring :data:`RESUME_FREE_KEYS`.
+
+    Example:
+        >>> config_differences({"eta": [1.0], "steps": 10, "progress": True}, {"eta": [1.0], "steps": 20, "progress": False})
+        ['steps']
+    """
+    a, b = _flat(stored), _flat(current)
+    free = lambda key: key.split(".")[0] in RESUME_FREE_KEYS
+    return sorted(k for k in set(a) | set(b) if not free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+
+
+def _prepare_run_dir(cfg, output_dir: Path):
+    """Check a run directory before a (re)run: refuse a different config; return a finished Dataset or None.
+
+    The config of the run is kept in ``checkpoint/config.yaml`` while it runs, and in
+    ``results.nc`` once finished.
+    """
+    import yaml
+    from omegaconf import OmegaConf
+
+    from gdchaos import results
+
+    current = OmegaConf.to_container(cfg, resolve=True)
+    stored_path = output_dir / CHECKPOINT_DIR / "config.yaml"
+    finished = None
+    if (output_dir / results.RESULTS_FILE).exists() and not stored_path.exists():
+        finished = results.load(output_dir)
+        stored = yaml.safe_load(finished.attrs.get("config", "{}"))
+    elif stored_path.exists():
+        stored = yaml.safe_load(stored_path.read_text())
+    else:
+        if cfg.checkpoint:
+            from gdchaos.checkpoint import atomic_write
+
+            atomic_write(stored_path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
+        return None
+    diff = config_differences(stored, current)
+    if diff:
+        detail = ", ".join(f"{k} (was {_flat(stored).get(k, '<unset>')!r}, now {_flat(current).get(k, '<unset>')!r})" for k in diff[:5])
+        raise ConfigError(
+            f"{output_dir} holds a run with a different config: {detail}; "
+            "rerun with the stored values to resume, or choose a new run directory"
+        )
+    return finished
+
+
+CHECKPOINT_DIR = "checkpoint"
+
+
 def run_sweep(cfg, output_dir) -> "object":
-    """Run the configured sweep and write results and figures into ``output_dir``."""
+    """Run the configured sweep and write results and figures into ``output_dir``.
+
+    With ``checkpoint=true`` (default) each finished chunk of updates is saved under
+    ``output_dir/checkpoint/``; running again on the same directory (or with
+    ``resume=<dir>``) continues from there and gives bitwise the results of an
+    uninterrupted run. A finished directory is not recomputed: its results are
+    reloaded and the figures redrawn. A different config is refused, naming the keys.
+    """
+    import shutil
+
     from omegaconf import OmegaConf
 
     from gdchaos import plots, results
@@ -159,15 +255,25 @@ def run_sweep(cfg, output_dir) -> "object":
     from gdchaos.task import build_task
 
     validate(cfg)
+    output_dir = Path(cfg.resume or output_dir)
+    finished = _prepare_run_dir(cfg, output_dir)
+    if finished is not None:
+        log.info("%s already holds finished results for this config; redrawing figures only", output_dir)
+        plots.save_all(finished, output_dir / "figures", etas=cfg.figures.etas)
+        return finished
+    ckpt = (output_dir / CHECKPOINT_DIR) if cfg.checkpoint else None
+    if ckpt is not None and any(ckpt.glob("*/state.npz")):
+        log.info("resuming from %s", ckpt)
     _configure_devices(cfg)
     _configure_precision(cfg)
     task = build_task(
         OmegaConf.to_container(cfg.data, resolve=True),
         OmegaConf.to_container(cfg.model, resolve=True),
         OmegaConf.to_container(cfg.optimizer, resolve=True),
+        loss=cfg.loss,
     )
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
-    attrs = {"config": OmegaConf.to_yaml(cfg), "method": cfg.method}
+    attrs = {"config": OmegaConf.to_yaml(cfg, resolve=True), "method": cfg.method}
     parts = []
     if cfg.method in ("finite", "both"):
         starts, lengths = _window_grid(cfg)
@@ -190,6 +296,7 @@ def run_sweep(cfg, output_dir) -> "object":
             chunk=cfg.chunk,
             progress=cfg.progress,
             attrs=attrs,
+            checkpoint=ckpt and ckpt / "finite",
         ))
     if cfg.method in ("tangent", "both"):
         log.info("%s tangent: %d η × %d ICs × k=%d × %d updates", task.name, len(eta), cfg.n_ic, cfg.lyapunov.k, cfg.steps)
@@ -205,9 +312,12 @@ def run_sweep(cfg, output_dir) -> "object":
             chunk=cfg.chunk,
             progress=cfg.progress,
             attrs=attrs,
+            checkpoint=ckpt and ckpt / "tangent",
         ))
     ds = add_window_matched_tangent(xr.merge(parts, combine_attrs="drop_conflicts")) if len(parts) > 1 else parts[0]
     path = results.save(ds, output_dir)
+    if ckpt is not None:
+        shutil.rmtree(ckpt, ignore_errors=True)
     plots.save_all(ds, os.path.join(output_dir, "figures"), etas=cfg.figures.etas)
     for prefix in ("", "tangent_"):
         if f"{prefix}run_seconds" in ds.attrs:
@@ -233,12 +343,42 @@ def config_dir() -> str:
     return str(resources.files("gdchaos.conf"))
 
 
+def precheck(args: list[str], config_name: str = "sweep") -> None:
+    """Compose the config as Hydra will and :func:`validate` it, before Hydra creates run directories.
+
+    Raises :class:`ConfigError` with a one-line message for unknown keys or config
+    names, unparsable values and invalid settings. Skipped for multirun jobs and
+    Hydra flags (each job validates itself).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(a.startswith("-") for a in args):
+        return
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(" ".join(str(err).split("Config search path")[0].split())) from None
+    validate(cfg)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: rewrite η/ε sweeps, then hand over to Hydra."""
+    """Console entry point: rewrite η/ε sweeps, check the config, then hand over to Hydra.
+
+    ``resume=<dir>`` runs in ``<dir>`` (continuing its checkpoints).
+    """
     import hydra
 
     try:
         args = vectorize_overrides(sys.argv[1:] if argv is None else argv)
+        precheck(args)
+        resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+        if resume and resume[-1] not in ("null", ""):
+            check(Path(resume[-1]).is_dir(), f"resume={resume[-1]}: no such run directory")
+            args.append(f"hydra.run.dir={resume[-1]}")
     except ConfigError as err:
         print(f"gdchaos.sweep: error: {err}", file=sys.stderr)
         sys.exit(2)

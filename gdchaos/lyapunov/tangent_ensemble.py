@@ -93,12 +93,14 @@ def run_tangent(
     chunk: int = 100,
     progress: bool = True,
     devices=None,
+    checkpoint=None,
 ) -> TangentResult:
     """Top-k tangent Lyapunov exponents of ``tmap`` for every (η, ic).
 
     Initial conditions come from ``init_params`` with the same key use as
     :func:`gdchaos.ensemble.run`, so the reference trajectories coincide with the
-    finite-ε ensemble's members 0 for the same ``key``.
+    finite-ε ensemble's members 0 for the same ``key``. ``checkpoint``: a directory
+    for chunk checkpoints (see :func:`gdchaos.ensemble.drive`).
 
     Example:
         >>> import jax
@@ -115,7 +117,7 @@ def run_tangent(
     carry, init_seconds = run_once(init, key, eta_dev)
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
-        make_advance, carry, hyper_dev, steps, chunk, progress, "tangent ensemble"
+        make_advance, carry, hyper_dev, steps, chunk, progress, "tangent ensemble", checkpoint
     )
     lam = jax.vmap(jax.vmap(lambda s: exponents(s, transient)))(carry)
     return TangentResult(eta, np.asarray(lam), records, int(transient), init_seconds + compile_seconds, run_seconds)
