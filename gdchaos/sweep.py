@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def vectorize_overrides(argv: list[str]) -> list[str]:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     out, needs_multirun = [], False
@@ -65,7 +67,10 @@ def vectorize_overrides(argv: list[str]) -> list[str]:
         if arg.startswith("-") or "=" not in arg:
             out.append(arg)
             continue
-        override = parser.parse_overrides([arg])[0]
+        try:
+            override = parser.parse_overrides([arg])[0]
+        except HydraException as err:
+            raise ConfigError(f"cannot parse {arg!r}: {' '.join(str(err).split('See https')[0].split())}") from None
         if not override.is_sweep_override():
             out.append(arg)
             continue
@@ -117,6 +122,8 @@ def validate(cfg) -> None:
     from gdchaos.lyapunov.finite import check_window_grid
     from gdchaos.models import ACTIVATIONS
 
+    for group in ("data", "model", "optimizer", "perturbation", "lyapunov"):
+        check(isinstance(cfg.get(group), Mapping), f"{group} must name one config of its group (e.g. data=iris); got {cfg.get(group)!r}")
     eta, eps = _as_list(cfg.eta, "eta"), _as_list(cfg.eps, "eps")
     check(len(eta) > 0, "the eta grid is empty; give e.g. eta=0.1 or 'eta=range(0.01,20)'")
     check(all(math.isfinite(e) and e > 0 for e in eta), f"learning rates must be finite and > 0; got eta={eta}")
@@ -142,7 +149,11 @@ def validate(cfg) -> None:
             value = cfg.lyapunov[key]
             check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                   f"lyapunov.{key} must be a finite number; got {value!r}")
-        check_window_grid(cfg.steps, *_window_grid(cfg))
+        starts, lengths = _window_grid(cfg)
+        check(bool(starts), f"lyapunov.start_max={cfg.lyapunov.start_max} < lyapunov.start_min={cfg.lyapunov.start_min}: no window starts")
+        check(bool(lengths), f"lyapunov.length_max={cfg.lyapunov.length_max} < lyapunov.length_min={cfg.lyapunov.length_min}: no window lengths")
+        check(cfg.lyapunov.length_min >= 2, f"lyapunov.length_min must be >= 2 (a line needs two points); got {cfg.lyapunov.length_min}")
+        check_window_grid(cfg.steps, starts, lengths)
 
 
 def _window_grid(cfg):
@@ -362,6 +373,8 @@ def precheck(args: list[str], config_name: str = "sweep") -> None:
             cfg = compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(" ".join(str(err).split("Config search path")[0].split())) from None
+    except Exception as err:  # Hydra's composition raises plain TypeError/ValueError for malformed group values
+        raise ConfigError(f"cannot compose the config from {' '.join(overrides)}: {' '.join(str(err).split())}") from None
     validate(cfg)
 
 

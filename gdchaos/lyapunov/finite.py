@@ -77,7 +77,8 @@ def check_window_grid(steps: int, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS
     check(
         steps >= needed,
         f"steps={steps} is shorter than the fit window grid (largest window ends at step "
-        f"{needed - 1}); raise steps to >= {needed} or shrink lyapunov.starts / lyapunov.lengths",
+        f"{needed - 1}); raise steps to >= {needed} or shrink the window grid "
+        "(lyapunov.start_max, lyapunov.length_max)",
     )
 
 
