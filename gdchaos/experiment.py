@@ -1,7 +1,8 @@
 """Experiments as functions: task + grid → labelled Dataset.
 
 ``finite_sweep``: ε-ball ensemble → finite exponents, ρ, τ. ``tangent_sweep``: tangent
-map ensemble → top-k Lyapunov exponents.
+map ensemble → top-k Lyapunov exponents. ``sharpness_sweep``: Hessian curvature along
+training → sharpness vs 2/η.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from gdchaos import ensemble
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
 from gdchaos.numerics import provenance, require_precision
-from gdchaos.results import tangent_dataset, to_dataset
+from gdchaos.curvature.tracking import run_sharpness
+from gdchaos.results import sharpness_dataset, tangent_dataset, to_dataset
 from gdchaos.task import Task
 from gdchaos.training_time import first_passage
 
@@ -138,6 +140,57 @@ def tangent_sweep(
     )
     meta = {**provenance(), "task": task.name, "seed": seed, **(attrs or {})}
     return tangent_dataset(result, meta)
+
+
+def sharpness_sweep(
+    task: Task,
+    *,
+    eta,
+    n_ic: int = 5,
+    steps: int = 2000,
+    every: int = 20,
+    seed: int = 0,
+    k: int = 1,
+    method: str = "auto",
+    num_iters: int | None = 20,
+    chunk: int = 10,
+    progress: bool = True,
+    attrs: dict | None = None,
+    checkpoint=None,
+) -> xr.Dataset:
+    """Sharpness and curvature of the full-batch training loss along training, over η × ``n_ic``, as a Dataset.
+
+    Same initial conditions as :func:`finite_sweep` with the same ``seed``. See
+    :func:`gdchaos.curvature.tracking.run_sharpness` and :func:`gdchaos.results.sharpness_dataset`.
+
+    Example:
+        >>> from gdchaos.task import build_task
+        >>> task = build_task({"name": "iris"}, {"hidden": [4]}, {"name": "sgd"})
+        >>> ds = sharpness_sweep(task, eta=[0.5, 4.0], n_ic=2, steps=20, every=10, progress=False)
+        >>> ds.sharpness.shape
+        (2, 2, 2)
+    """
+    x, y = task.dataset.x_train, task.dataset.y_train
+    result = run_sharpness(
+        task.tmap,
+        task.model.init,
+        lambda p: task.loss_fn(p, x, y),
+        eta=eta,
+        n_ic=n_ic,
+        steps=steps,
+        every=every,
+        key=jax.random.key(seed),
+        k=k,
+        method=method,
+        num_iters=num_iters,
+        observe=task.observe,
+        hyper=task.hyper,
+        chunk=chunk,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    meta = {**provenance(), "task": task.name, "seed": seed, "sharpness_every": every, **(attrs or {})}
+    return sharpness_dataset(result, meta)
 
 
 def add_window_matched_tangent(ds: xr.Dataset) -> xr.Dataset:

@@ -175,11 +175,60 @@ def ftle_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
     return _per_eta_grid(ds, etas or pick_eta(ds), "finite-time λ_1 up to t", draw, has_eps=False)
 
 
+def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+    """Edge of stability: sharpness λ_max(H) vs update, one panel per η, with the 2/η line."""
+    etas = etas or [float(e) for e in ds.eta.values][:8]
+    ncol = min(4, len(etas))
+    nrow = -(-len(etas) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow), constrained_layout=True, squeeze=False)
+    t = ds.time_step.values
+    for ax, eta in zip(axes.flat, etas):
+        s = ds.sel(eta=eta, method="nearest")
+        for i in range(min(n_ic, s.sizes["ic"])):
+            ax.plot(t, s.sharpness.isel(ic=i), lw=0.9, color=f"C{i}")
+        ax.axhline(2.0 / float(s.eta), color="k", ls="--", lw=1.0, label="2/η")
+        ax.set_title(f"η = {float(s.eta):g}")
+        ax.set_xlabel("update t")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes.flat[len(etas):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("sharpness λ_max(H)")
+    fig.suptitle(f"{ds.attrs.get('task', '')}: sharpness vs the GD stability limit 2/η")
+    return fig
+
+
+def curvature_figure(ds: xr.Dataset, etas=None):
+    """IC means along training: fraction of locally chaotic directions, of negative ones, and |cos(∇L, v_top)|."""
+    etas = etas or [float(e) for e in ds.eta.values][:8]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    t = ds.time_step.values
+    n = float(ds.n_positive.max() + ds.n_negative.max()) or 1.0
+    for i, eta in enumerate(etas):
+        s = ds.sel(eta=eta, method="nearest")
+        color = f"C{i}"
+        axes[0].plot(t, nan_mean(s.n_chaotic.values, axis=0), color=color, label=f"η = {float(s.eta):g}")
+        axes[1].plot(t, nan_mean(s.n_negative.values, axis=0), color=color)
+        axes[2].plot(t, nan_mean(s.overlap_top.values[..., 0], axis=0), color=color)
+    axes[0].set_ylabel("locally chaotic directions (λ ≤ 0 or λ ≥ 2/η)")
+    axes[1].set_ylabel("negative eigenvalues")
+    axes[2].set_ylabel("|cos(∇L, v_max)|")
+    for ax in axes:
+        ax.set_xlabel("update t")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    method = ds.attrs.get("curvature_method", "")
+    fig.suptitle(f"curvature along training ({method}; counts over {'all' if method == 'full' else 'the extreme'} "
+                 f"eigenvalues, ≤ {int(n)})")
+    return fig
+
+
 def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
     """Write the figures the Dataset supports into ``directory``.
 
     Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png. Tangent
-    results: tangent.png, ftle.png.
+    results: tangent.png, ftle.png. Curvature tracking: sharpness.png, curvature.png.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,6 +247,8 @@ def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
         })
     if "tangent_exponents" in ds:
         figures.update({"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)})
+    if "sharpness" in ds:
+        figures.update({"sharpness.png": sharpness_figure(ds, etas), "curvature.png": curvature_figure(ds, etas)})
     paths = []
     for name, fig in figures.items():
         fig.savefig(directory / name, dpi=120)

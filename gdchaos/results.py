@@ -115,6 +115,44 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     return ds
 
 
+def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
+    """Dataset of a :class:`~gdchaos.curvature.tracking.SharpnessResult`.
+
+    Variables over (eta, ic, time): ``sharpness`` (λ_max), ``n_positive``, ``n_negative``,
+    ``n_chaotic``, ``grad_norm``, ``curv_loss`` and each observable (``curv_<name>``);
+    over (eta, ic, time, index): ``hessian_top`` (descending), ``hessian_bottom``
+    (ascending), ``overlap_top``, ``overlap_bottom`` (|cos| of ∇L with those
+    eigenvectors); ``edge_of_stability`` = 2/η (eta) and ``time_step`` (time), the
+    update of each measurement; summaries ``sharpness_peak`` and ``sharpness_final`` (eta),
+    IC means of the largest and the last λ_max.
+    """
+    rec = result.records
+    n_eta, n_ic, n_t, k = rec["top"].shape
+    run, run_k = ("eta", "ic", "time"), ("eta", "ic", "time", "index")
+    data = {
+        "sharpness": (run, rec["top"][..., 0]),
+        "hessian_top": (run_k, rec["top"]),
+        "hessian_bottom": (run_k, rec["bottom"]),
+        "overlap_top": (run_k, rec["overlap_top"]),
+        "overlap_bottom": (run_k, rec["overlap_bottom"]),
+        "edge_of_stability": (("eta",), 2.0 / result.eta),
+        "sharpness_final": (("eta",), nan_mean(rec["top"][:, :, -1, 0], axis=1)),
+        "sharpness_peak": (("eta",), nan_mean(np.max(np.where(np.isnan(rec["top"][..., 0]), -np.inf, rec["top"][..., 0]), axis=-1), axis=1)),
+    }
+    for name in ("n_positive", "n_negative", "n_chaotic", "grad_norm"):
+        data[name] = (run, rec[name])
+    for name, value in rec.items():
+        if name not in ("top", "bottom", "overlap_top", "overlap_bottom", "n_positive", "n_negative", "n_chaotic", "grad_norm"):
+            data[f"curv_{name}"] = (run, value)
+    coords = {"eta": result.eta, "ic": np.arange(n_ic), "time": np.arange(n_t), "index": np.arange(k),
+              "time_step": ("time", result.step)}
+    ds = xr.Dataset(data, coords=coords, attrs={
+        "curvature_method": result.method, "sharpness_run_seconds": result.run_seconds,
+        "sharpness_compile_seconds": result.compile_seconds, **(attrs or {})})
+    ds["sharpness"].attrs["description"] = "largest Hessian eigenvalue of the full-batch training objective"
+    return ds
+
+
 def save(ds: xr.Dataset, directory: str | Path) -> Path:
     """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``.
 
@@ -170,7 +208,8 @@ def load(path: str | Path) -> xr.Dataset:
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-(η, ε) summary as a flat table (the ``summary.csv`` columns)."""
-    names = [v for v in (*SUMMARY_VARS, "lambda_max_tangent", "lambda_max_tangent_std") if v in ds]
+    extra = ("lambda_max_tangent", "lambda_max_tangent_std", "edge_of_stability", "sharpness_peak", "sharpness_final")
+    names = [v for v in (*SUMMARY_VARS, *extra) if v in ds]
     table = ds[names].to_dataframe().reset_index()
     table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
     return table

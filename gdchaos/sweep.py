@@ -32,7 +32,7 @@ from pathlib import Path
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
 
 VECTORIZED_KEYS = ("eta", "eps")
-METHODS = ("finite", "tangent", "both")
+METHODS = ("finite", "tangent", "both", "sharpness")
 log = logging.getLogger("gdchaos.sweep")
 
 
@@ -136,6 +136,14 @@ def validate(cfg) -> None:
 
     check(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
     check(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {list(METHODS)}")
+    if cfg.method == "sharpness":
+        check(isinstance(cfg.get("sharpness"), Mapping), "method=sharpness needs its settings: use analysis=sharpness")
+        every = _integer(cfg, "sharpness.every", 1)
+        _integer(cfg, "sharpness.k", 1)
+        check(every <= cfg.steps, f"sharpness.every={every} must be <= steps={cfg.steps}")
+        check(cfg.sharpness.method in ("auto", "full", "lanczos"), f"sharpness.method must be auto, full or lanczos; got {cfg.sharpness.method!r}")
+        if cfg.sharpness.num_iters is not None:
+            _integer(cfg, "sharpness.num_iters", cfg.sharpness.k)
     check(cfg.lyapunov.transient < cfg.steps, f"lyapunov.transient must be in [0, steps={cfg.steps}); got {cfg.lyapunov.transient}")
     check(cfg.precision in ("auto", "float32", "float64"), f"precision must be auto, float32 or float64; got {cfg.precision!r}")
     check(
@@ -262,7 +270,7 @@ def run_sweep(cfg, output_dir) -> "object":
     from gdchaos import plots, results
     import xarray as xr
 
-    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
+    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, sharpness_sweep, tangent_sweep
     from gdchaos.task import build_task
 
     validate(cfg)
@@ -325,12 +333,30 @@ def run_sweep(cfg, output_dir) -> "object":
             attrs=attrs,
             checkpoint=ckpt and ckpt / "tangent",
         ))
+    if cfg.method == "sharpness":
+        sh = cfg.sharpness
+        log.info("%s curvature: %d η × %d ICs × %d updates, every %d", task.name, len(eta), cfg.n_ic, cfg.steps, sh.every)
+        parts.append(sharpness_sweep(
+            task,
+            eta=eta,
+            n_ic=cfg.n_ic,
+            steps=cfg.steps,
+            every=sh.every,
+            seed=cfg.seed,
+            k=sh.k,
+            method=sh.method,
+            num_iters=sh.num_iters,
+            chunk=max(1, cfg.chunk // sh.every),
+            progress=cfg.progress,
+            attrs=attrs,
+            checkpoint=ckpt and ckpt / "sharpness",
+        ))
     ds = add_window_matched_tangent(xr.merge(parts, combine_attrs="drop_conflicts")) if len(parts) > 1 else parts[0]
     path = results.save(ds, output_dir)
     if ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)
     plots.save_all(ds, os.path.join(output_dir, "figures"), etas=cfg.figures.etas)
-    for prefix in ("", "tangent_"):
+    for prefix in ("", "tangent_", "sharpness_"):
         if f"{prefix}run_seconds" in ds.attrs:
             log.info("%s compile %.1fs, run %.1fs (%s, %s)", prefix.rstrip("_") or "finite", ds.attrs[f"{prefix}compile_seconds"], ds.attrs[f"{prefix}run_seconds"], ds.attrs["backend"], ds.attrs["dtype"])
     log.info("\n%s", results.summary_table(ds).to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -4,7 +4,8 @@
 ``eigen``: Lanczos (full reorthogonalization) and power iteration; top/bottom-k eigenpairs.
 ``trace``: Hutchinson trace estimates.
 ``density``: spectral density by stochastic Lanczos quadrature.
-``along``: diagnostics along training (sharpness, chaotic counts, gradient and subspace overlaps).
+``along``: diagnostics at a point (sharpness, chaotic counts, gradient and subspace overlaps).
+``tracking``: those diagnostics along training over an (η, ic) grid.
 """
 
 from gdchaos.curvature.along import (
@@ -33,6 +34,7 @@ from gdchaos.curvature.eigen import (
 )
 from gdchaos.curvature.hvp import flat_hvp_fn, hvp, hvp_fn
 from gdchaos.curvature.trace import TraceEstimate, hutchinson, hutchinson_trace
+from gdchaos.curvature.tracking import SharpnessResult, run_sharpness
 
 __all__ = [
     "FULL_MAX_PARAMS",
@@ -40,6 +42,7 @@ __all__ = [
     "Eigenpairs",
     "LanczosResult",
     "SpectralDensity",
+    "SharpnessResult",
     "Subspace",
     "TraceEstimate",
     "curvature_info",
@@ -58,6 +61,7 @@ __all__ = [
     "lanczos",
     "power_iteration",
     "random_subspace_overlap",
+    "run_sharpness",
     "ritz_pairs",
     "select_directions",
     "sharpness",
