@@ -3,13 +3,52 @@
 Training maps are pure ``(init, step)`` pairs; ensembles over learning rate η,
 perturbation size ε, initial conditions and perturbed members run as one vmapped,
 scanned program; finite network Lyapunov exponents, ρ and training times come out
-as labelled arrays.
+as labelled arrays. Around them: tangent-space Lyapunov spectra, Hessian curvature
+and the edge of stability, toy gradient maps, loss time-series tests, weight-level
+diagnostics and the edge-of-chaos phase diagram.
 """
 
-from gdchaos import data, ensemble, losses, lyapunov, maps, models, perturb, plots, results
+from gdchaos import (
+    cgd,
+    checkpoint,
+    curvature,
+    data,
+    diagnostic_plots,
+    directions,
+    edge_of_chaos,
+    ensemble,
+    losses,
+    lyapunov,
+    maps,
+    models,
+    perturb,
+    plots,
+    results,
+    stability,
+    timeseries,
+    toymaps,
+    weights,
+)
+from gdchaos.cgd import cgd_map, cgd_optimizer
+from gdchaos.curvature import (
+    curvature_info,
+    hessian_density,
+    hessian_eigs,
+    hutchinson_trace,
+    hvp,
+    run_sharpness,
+    sharpness,
+    subspace_overlap,
+)
+from gdchaos.directions import perturb_along, strategy_distances
+from gdchaos.edge_of_chaos import chaos_boundary, mean_field, separation_heatmap, track_training
+from gdchaos.stability import minimum_stability, sgd_stability
+from gdchaos.timeseries import autocorrelation, kantz, surrogate_band
+from gdchaos.toymaps import lyapunov_vs_eta, orbit_diagram
+from gdchaos.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
 from gdchaos.ensemble import EnsembleResult
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError
-from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
+from gdchaos.experiment import add_window_matched_tangent, finite_sweep, sharpness_sweep, tangent_sweep
 from gdchaos.lyapunov import (
     FiniteExponents,
     best_window_fit,
@@ -21,7 +60,7 @@ from gdchaos.lyapunov import (
     tangent_map,
 )
 from gdchaos.maps import StepInfo, TrainingMap, TrainState, from_optax, gd, momentum, sgd
-from gdchaos.models import Model, mlp
+from gdchaos.models import Model, cnn, count_params, mlp
 from gdchaos.numerics import enable_float64, provenance, require_precision
 from gdchaos.task import Task, build_task
 from gdchaos.training_time import first_passage
@@ -39,10 +78,25 @@ __all__ = [
     "Task",
     "TrainState",
     "TrainingMap",
+    "ablation_importance",
     "add_window_matched_tangent",
+    "autocorrelation",
     "best_window_fit",
     "build_task",
+    "cgd",
+    "cgd_map",
+    "cgd_optimizer",
+    "chaos_boundary",
+    "checkpoint",
+    "cnn",
+    "count_params",
+    "curvature",
+    "curvature_info",
     "data",
+    "diagnostic_plots",
+    "directions",
+    "displacement_vs_path",
+    "edge_of_chaos",
     "enable_float64",
     "ensemble",
     "finite_exponents",
@@ -50,22 +104,47 @@ __all__ = [
     "first_passage",
     "from_optax",
     "gd",
+    "hessian_density",
+    "hessian_eigs",
+    "hutchinson_trace",
+    "hvp",
+    "kantz",
     "kaplan_yorke",
     "local_exponents",
     "losses",
     "lyapunov",
     "lyapunov_spectrum",
+    "lyapunov_vs_eta",
     "maps",
+    "mean_field",
+    "minimum_stability",
     "mlp",
     "models",
     "momentum",
+    "orbit_diagram",
     "perturb",
+    "perturb_along",
     "plots",
+    "post_learning",
     "provenance",
+    "regime_gallery",
     "require_precision",
     "results",
+    "run_sharpness",
     "run_tangent",
+    "separation_heatmap",
     "sgd",
+    "sgd_stability",
+    "sharpness",
+    "sharpness_sweep",
+    "stability",
+    "strategy_distances",
+    "subspace_overlap",
+    "surrogate_band",
     "tangent_map",
     "tangent_sweep",
+    "timeseries",
+    "toymaps",
+    "track_training",
+    "weights",
 ]
