@@ -115,12 +115,13 @@ def _compiled_advance(tmap: TrainingMap, observe, distance_name: str, length: in
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, include_bias: bool):
+def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, include_bias: bool, ics: tuple | None = None):
+    """Set-up program; ``ics = (start, stop)`` draws only those initial conditions (same draws as the whole run)."""
+    start, stop = ics or (0, n_ic)
+
     def init(key, eta, eps):
-        k_ic, k_perturb, k_batch = jax.random.split(key, 3)
-        params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
-        perturb_keys = jax.random.split(k_perturb, n_ic)
-        batch_keys = jax.random.split(k_batch, n_ic)
+        k_ic, perturb_keys, batch_keys = (jax.random.split(k, n_ic)[start:stop] for k in jax.random.split(key, 3))
+        params = jax.vmap(init_params)(k_ic)
 
         def group(e, k_p, k_b, p):
             members = box(k_p, p, e, n_perturb, include_bias)
@@ -128,7 +129,7 @@ def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, in
 
         per_eps = jax.vmap(jax.vmap(group, in_axes=(None, 0, 0, 0)), in_axes=(0, None, None, None))
         state = jax.vmap(lambda _: per_eps(eps, perturb_keys, batch_keys, params))(eta)
-        shape = (eta.shape[0], eps.shape[0], n_ic, n_perturb + 1)
+        shape = (eta.shape[0], eps.shape[0], stop - start, n_perturb + 1)
         return _Carry(state, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32))
 
     return jax.jit(init)
@@ -179,6 +180,22 @@ def place(carry, hyper: dict, n_ic: int, devices=None, ic_axis: int = 2):
         return carry, hyper
     eta_spec = PartitionSpec(sharding.spec[0])
     return jax.device_put(carry, sharding), jax.device_put(hyper, NamedSharding(sharding.mesh, eta_spec))
+
+
+def auto_ic_slice(n_ic: int, per_ic_bytes: float, fraction: float = 0.5, device=None) -> int | None:
+    """Largest IC slice whose state and records fit in ``fraction`` of the device memory; None if all fit.
+
+    ``per_ic_bytes``: device bytes one initial condition needs (all η, ε, members). Devices
+    that report no memory limit (CPU) run everything at once.
+    """
+    device = device or jax.local_devices()[0]
+    try:
+        limit = (device.memory_stats() or {}).get("bytes_limit")
+    except Exception:  # backends without memory statistics
+        limit = None
+    if not limit or per_ic_bytes * n_ic <= fraction * limit:
+        return None
+    return max(1, int(fraction * limit // per_ic_bytes))
 
 
 def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
@@ -261,6 +278,7 @@ def run(
     progress: bool = True,
     devices=None,
     checkpoint: str | os.PathLike | None = None,
+    ic_slice: int | None = None,
 ) -> EnsembleResult:
     """Run the (η, ε, ic, member) ensemble of ``tmap`` for ``steps`` updates.
 
@@ -284,6 +302,9 @@ def run(
             ``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
         checkpoint: directory for chunk checkpoints; a run on a directory holding some
             continues from them (see :func:`drive`).
+        ic_slice: run the initial conditions in slices of this many, one after another
+            (memory: only one slice's state and records live on the device at a time).
+            The draws, and the results up to roundoff, are those of the whole run.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -304,19 +325,33 @@ def run(
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
-    carry, init_seconds = run_once(_compiled_init(tmap, init_params, n_ic, n_perturb, include_bias), key, eta_dev, eps_dev)
-    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=2)
-
-    carry, records, compile_seconds, run_seconds = drive(
-        lambda length: _compiled_advance(tmap, observe, distance, length),
-        carry, hyper_dev, steps, chunk, progress, "training ensemble", checkpoint,
-    )
+    size = n_ic if ic_slice is None else int(ic_slice)
+    check(size >= 1, f"ic_slice must be >= 1; got {ic_slice}")
+    slices = [(a, min(a + size, n_ic)) for a in range(0, n_ic, size)]
+    parts, seconds = [], [0.0, 0.0]
+    for ics in slices:
+        whole = len(slices) == 1
+        carry, init_seconds = run_once(
+            _compiled_init(tmap, init_params, n_ic, n_perturb, include_bias, None if whole else ics), key, eta_dev, eps_dev
+        )
+        carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), ics[1] - ics[0], devices, ic_axis=2)
+        where = checkpoint if whole or checkpoint is None else os.path.join(checkpoint, f"ics_{ics[0]}_{ics[1]}")
+        desc = "training ensemble" if whole else f"training ensemble, ICs {ics[0]}–{ics[1] - 1} of {n_ic}"
+        carry, records, compile_seconds, run_seconds = drive(
+            lambda length: _compiled_advance(tmap, observe, distance, length),
+            carry, hyper_dev, steps, chunk, progress, desc, where,
+        )
+        parts.append((records, np.asarray(carry.dead), np.asarray(carry.dead_at)))
+        seconds[0] += init_seconds + compile_seconds
+        seconds[1] += run_seconds
+        del carry
+    join = lambda arrays: arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=2)
     return EnsembleResult(
         eta=eta,
         eps=eps,
-        records=records,
-        diverged=np.asarray(carry.dead),
-        diverged_at=np.asarray(carry.dead_at),
-        compile_seconds=init_seconds + compile_seconds,
-        run_seconds=run_seconds,
+        records={k: join([p[0][k] for p in parts]) for k in parts[0][0]},
+        diverged=join([p[1] for p in parts]),
+        diverged_at=join([p[2] for p in parts]),
+        compile_seconds=seconds[0],
+        run_seconds=seconds[1],
     )

@@ -14,6 +14,7 @@ import xarray as xr
 from gdchaos import ensemble
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
+from gdchaos.models import count_params
 from gdchaos.numerics import provenance, require_precision
 from gdchaos.curvature.tracking import run_sharpness
 from gdchaos.results import sharpness_dataset, tangent_dataset, to_dataset
@@ -41,12 +42,14 @@ def finite_sweep(
     progress: bool = True,
     attrs: dict | None = None,
     checkpoint=None,
+    ic_slice: int | str | None = "auto",
 ) -> xr.Dataset:
     """Finite network Lyapunov exponents, ρ and ⟨τ⟩ over an (η, ε) grid, as a Dataset.
 
     Runs the (η, ε, ic, member) ensemble of ``task`` in one compiled program, fits Λ
     per initial condition (best-R² window), and measures τ on the reference
-    trajectories. See :mod:`gdchaos.results` for the layout.
+    trajectories. ``ic_slice``: run the ICs in slices of this size (memory); ``"auto"``
+    slices only when the ensemble would not fit in half the device memory. See :mod:`gdchaos.results` for the layout.
 
     Example:
         >>> from gdchaos.task import build_task
@@ -60,6 +63,12 @@ def finite_sweep(
     check_window_grid(steps, starts, lengths)
     require_precision(eps, jax.numpy.result_type(float))
     target = task.accuracy_target if accuracy_target is None else float(accuracy_target)
+    if ic_slice == "auto":
+        n_params = count_params(jax.eval_shape(task.model.init, jax.random.key(0)))
+        records = 3 + len(jax.eval_shape(task.observe, jax.eval_shape(task.model.init, jax.random.key(0))))
+        itemsize = np.dtype(jax.numpy.result_type(float)).itemsize
+        per_ic = len(np.atleast_1d(eta)) * len(eps) * (n_perturb + 1) * (4 * n_params + records * min(chunk, steps)) * itemsize
+        ic_slice = ensemble.auto_ic_slice(n_ic, per_ic)
     result = ensemble.run(
         task.tmap,
         task.model.init,
@@ -76,6 +85,7 @@ def finite_sweep(
         chunk=chunk,
         progress=progress,
         checkpoint=checkpoint,
+        ic_slice=ic_slice,
     )
     exponents = finite_exponents(result.records["distance"][:, :, :, 1:], starts, lengths, min_r2, min_exponent)
     tau = first_passage(result.records["accuracy"][:, :, :, 0], target)

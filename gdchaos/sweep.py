@@ -135,6 +135,8 @@ def validate(cfg) -> None:
     from gdchaos.losses import LOSSES
 
     check(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
+    check(cfg.ic_slice == "auto" or (isinstance(cfg.ic_slice, int) and cfg.ic_slice >= 1),
+          f"ic_slice must be auto or an integer >= 1; got {cfg.ic_slice!r}")
     check(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {list(METHODS)}")
     if cfg.method == "sharpness":
         check(isinstance(cfg.get("sharpness"), Mapping), "method=sharpness needs its settings: use analysis=sharpness")
@@ -280,6 +282,11 @@ def run_sweep(cfg, output_dir) -> "object":
         log.info("%s already holds finished results for this config; redrawing figures only", output_dir)
         plots.save_all(finished, output_dir / "figures", etas=cfg.figures.etas)
         return finished
+    if cfg.distributed:
+        import jax
+
+        jax.distributed.initialize()  # coordinator, process count and id from the cluster (TPU pod, SLURM)
+        log.info("jax.distributed: process %d of %d, %d devices", jax.process_index(), jax.process_count(), jax.device_count())
     ckpt = (output_dir / CHECKPOINT_DIR) if cfg.checkpoint else None
     if ckpt is not None and any(ckpt.glob("*/state.npz")):
         log.info("resuming from %s", ckpt)
@@ -316,6 +323,7 @@ def run_sweep(cfg, output_dir) -> "object":
             progress=cfg.progress,
             attrs=attrs,
             checkpoint=ckpt and ckpt / "finite",
+            ic_slice=cfg.ic_slice,
         ))
     if cfg.method in ("tangent", "both"):
         log.info("%s tangent: %d η × %d ICs × k=%d × %d updates", task.name, len(eta), cfg.n_ic, cfg.lyapunov.k, cfg.steps)

@@ -182,3 +182,13 @@ def test_results_files_carry_a_format_version_and_bad_files_are_refused(tmp_path
         results.load(tmp_path / "foreign.nc")
     with pytest.raises(FileNotFoundError):
         results.load(tmp_path / "nothing_here")
+
+
+def test_ic_slices_give_the_whole_run(iris_task):
+    kw = dict(eta=[1.0, 5.0], eps=[1e-6], n_ic=5, n_perturb=2, steps=20, key=jax.random.key(4),
+              observe=iris_task.observe, progress=False)
+    whole = ensemble.run(iris_task.tmap, iris_task.model.init, **kw)
+    sliced = ensemble.run(iris_task.tmap, iris_task.model.init, ic_slice=2, **kw)  # 2 + 2 + 1
+    for name in whole.records:
+        np.testing.assert_allclose(sliced.records[name], whole.records[name], rtol=1e-8, atol=1e-12, err_msg=name)  # roundoff only
+    np.testing.assert_array_equal(sliced.diverged_at, whole.diverged_at)
