@@ -194,7 +194,7 @@ def load(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}; pass a run directory or its {RESULTS_FILE}")
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
+        with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort") as ds:
             ds = ds.load()
     except Exception as err:  # h5py/netCDF raise many types for damaged files
         raise ValueError(f"{path} is not a readable results file (truncated or damaged?): {type(err).__name__}: {err}") from None

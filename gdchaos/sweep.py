@@ -238,10 +238,6 @@ def _prepare_run_dir(cfg, output_dir: Path):
     elif stored_path.exists():
         stored = yaml.safe_load(stored_path.read_text())
     else:
-        if cfg.checkpoint:
-            from gdchaos.checkpoint import atomic_write
-
-            atomic_write(stored_path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
         return None
     diff = config_differences(stored, current)
     if diff:
@@ -298,6 +294,11 @@ def run_sweep(cfg, output_dir) -> "object":
         OmegaConf.to_container(cfg.optimizer, resolve=True),
         loss=cfg.loss,
     )
+    stored_config = output_dir / CHECKPOINT_DIR / "config.yaml"
+    if ckpt is not None and not stored_config.exists():  # once the task builds: a failed set-up leaves no claim on the directory
+        from gdchaos.checkpoint import atomic_write
+
+        atomic_write(stored_config, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
     attrs = {"config": OmegaConf.to_yaml(cfg, resolve=True), "method": cfg.method}
     parts = []
