@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 
-from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
+from gdchaos.app import hydra_app
+from gdchaos.errors import check
 
 log = logging.getLogger("gdchaos.phase")
 RESULTS_FILE = "phase.nc"
@@ -290,51 +290,20 @@ def training_figure(ds):
 
 def save_figures(ds, directory) -> list[str]:
     """Write ``phase_diagram.png`` (and ``training.png`` when a path is present) into ``directory``."""
-    plt = _pyplot()
-    makers = [("phase_diagram.png", phase_figure)]
+    from gdchaos.plots import write_figures
+
+    figures = {"phase_diagram.png": phase_figure(ds)}
     if "track_j" in ds:
-        makers.append(("training.png", training_figure))
-    paths = []
-    for name, make in makers:
-        fig = make(ds)
-        path = os.path.join(directory, name)
-        fig.savefig(path, dpi=150)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        figures["training.png"] = training_figure(ds)
+    return [str(p) for p in write_figures(figures, directory, dpi=150)]
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _task(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    try:
-        run_phase(cfg, HydraConfig.get().runtime.output_dir)
-    except (ConfigError, PrecisionError, DatasetUnavailableError) as err:
-        print(f"gdchaos.phase: error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: Hydra sweeps over shape keys become multirun jobs; then hand over to Hydra."""
-    import hydra
-
-    from gdchaos.sweep import config_dir, vectorize_overrides
-
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = vectorize_overrides(argv)
-    except ConfigError as err:
-        print(f"gdchaos.phase: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as err:  # Hydra's override parser: malformed syntax
-        print(f"gdchaos.phase: error: cannot parse overrides {argv}: {err}".replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
-    hydra.main(config_path=config_dir(), config_name="phase", version_base="1.3")(_task)()
+    """Console entry point: η sweeps become lists (one process), then Hydra runs :func:`run_phase`."""
+    hydra_app("gdchaos.phase", "phase", run_phase, argv)
 
 
 if __name__ == "__main__":

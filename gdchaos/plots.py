@@ -236,6 +236,18 @@ def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
         return _save(ds, directory, etas)
 
 
+def write_figures(figures: dict, directory: str | Path, dpi: int = 120) -> list[Path]:
+    """Save each ``{file name: Figure}`` into ``directory`` (created), close it, return the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures.items():
+        fig.savefig(directory / name, dpi=dpi)
+        plt.close(fig)
+        paths.append(directory / name)
+    return paths
+
+
 def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
     figures = {}
     if "distance" in ds:
@@ -249,9 +261,4 @@ def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
         figures.update({"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)})
     if "sharpness" in ds:
         figures.update({"sharpness.png": sharpness_figure(ds, etas), "curvature.png": curvature_figure(ds, etas)})
-    paths = []
-    for name, fig in figures.items():
-        fig.savefig(directory / name, dpi=120)
-        plt.close(fig)
-        paths.append(directory / name)
-    return paths
+    return write_figures(figures, directory)

@@ -24,12 +24,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 
-from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError, check
+from gdchaos.app import config_dir, hydra_app
+from gdchaos.errors import ConfigError, check
 
 VECTORIZED_KEYS = ("eta", "eps")
 METHODS = ("finite", "tangent", "both", "sharpness")
@@ -373,22 +372,6 @@ def run_sweep(cfg, output_dir) -> "object":
     return ds
 
 
-def _task(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    try:
-        run_sweep(cfg, HydraConfig.get().runtime.output_dir)
-    except (ConfigError, PrecisionError, DatasetUnavailableError) as err:
-        print(f"gdchaos.sweep: error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
-def config_dir() -> str:
-    """Absolute path of the shipped Hydra configs (``conf/``)."""
-    return str(resources.files("gdchaos.conf"))
-
-
 def precheck(args: list[str], config_name: str = "sweep") -> None:
     """Compose the config as Hydra will and :func:`validate` it, before Hydra creates run directories.
 
@@ -413,25 +396,21 @@ def precheck(args: list[str], config_name: str = "sweep") -> None:
     validate(cfg)
 
 
+def _prepare(args: list[str]) -> list[str]:
+    precheck(args)
+    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if resume and resume[-1] not in ("null", ""):
+        check(Path(resume[-1]).is_dir(), f"resume={resume[-1]}: no such run directory")
+        args = [*args, f"hydra.run.dir={resume[-1]}"]
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: rewrite η/ε sweeps, check the config, then hand over to Hydra.
 
     ``resume=<dir>`` runs in ``<dir>`` (continuing its checkpoints).
     """
-    import hydra
-
-    try:
-        args = vectorize_overrides(sys.argv[1:] if argv is None else argv)
-        precheck(args)
-        resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
-        if resume and resume[-1] not in ("null", ""):
-            check(Path(resume[-1]).is_dir(), f"resume={resume[-1]}: no such run directory")
-            args.append(f"hydra.run.dir={resume[-1]}")
-    except ConfigError as err:
-        print(f"gdchaos.sweep: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
-    hydra.main(config_path=config_dir(), config_name="sweep", version_base="1.3")(_task)()
+    hydra_app("gdchaos.sweep", "sweep", run_sweep, argv, prepare=_prepare)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ import ast
 import logging
 import math
 import os
-import sys
 
-from gdchaos.errors import ConfigError, PrecisionError, check
+from gdchaos.app import hydra_app
+from gdchaos.errors import ConfigError, check
 
 log = logging.getLogger("gdchaos.toymap")
 RESULTS_FILE = "toymap.nc"
@@ -272,47 +272,18 @@ def combined_figure(ds, marks=()):
 
 def save_figures(ds, directory, marks=()) -> list[str]:
     """Write ``bifurcation.png``, ``lyapunov.png`` and ``toymap.png`` into ``directory``."""
-    plt = _pyplot()
-    paths = []
-    for name, make in zip(FIGURES, (bifurcation_figure, lyapunov_figure, combined_figure)):
-        fig = make(ds, marks)
-        path = os.path.join(directory, name)
-        fig.savefig(path, dpi=150)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    from gdchaos.plots import write_figures
+
+    makers = (bifurcation_figure, lyapunov_figure, combined_figure)
+    return [str(p) for p in write_figures({name: make(ds, marks) for name, make in zip(FIGURES, makers)}, directory, dpi=150)]
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _task(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    try:
-        run_toymap(cfg, HydraConfig.get().runtime.output_dir)
-    except (ConfigError, PrecisionError) as err:
-        print(f"gdchaos.toymap: error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: rewrite η sweeps into lists, then hand over to Hydra."""
-    import hydra
-
-    from gdchaos.sweep import config_dir, vectorize_overrides
-
-    try:
-        args = vectorize_overrides(sys.argv[1:] if argv is None else argv)
-    except ConfigError as err:
-        print(f"gdchaos.toymap: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as err:  # Hydra's override parser: malformed syntax
-        print(f"gdchaos.toymap: error: cannot parse overrides {argv}: {err}".replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *args]
-    hydra.main(config_path=config_dir(), config_name="toymap", version_base="1.3")(_task)()
+    """Console entry point: η sweeps become lists (one process), then Hydra runs :func:`run_toymap`."""
+    hydra_app("gdchaos.toymap", "toymap", run_toymap, argv)
 
 
 if __name__ == "__main__":
