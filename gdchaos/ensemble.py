@@ -260,6 +260,28 @@ def drive(
     return carry, records, compile_seconds, run_seconds
 
 
+def check_perturbation(eps, n_perturb: int, distance: str) -> np.ndarray:
+    """Validate the ε grid, member count and distance of a perturbed ensemble; return ε as float64."""
+    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
+    check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
+    check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+    return eps
+
+
+def advance(tmap: TrainingMap, carry, hyper, *, n_ic: int, steps: int, observe=None, distance: str = "l1",
+            chunk: int = 100, progress: bool = True, desc: str = "training ensemble", devices=None, checkpoint=None):
+    """Place an (η, ε, ic, member) carry on devices and run its member dynamics for ``steps`` updates.
+
+    The stepping of :func:`run` from a given carry (e.g. trained states, see
+    :func:`gdchaos.weights.post_learning`). Returns ``(carry, records, compile_seconds, run_seconds)``
+    as :func:`drive`.
+    """
+    carry, hyper = place(carry, hyper, n_ic, devices, ic_axis=2)
+    return drive(lambda length: _compiled_advance(tmap, observe, distance, length),
+                 carry, hyper, steps, chunk, progress, desc, checkpoint)
+
+
 def run(
     tmap: TrainingMap,
     init_params: Callable[[jax.Array], object],
@@ -318,10 +340,7 @@ def run(
         (2, 1, 2, 4, 20)
     """
     eta = check_grid(eta, n_ic, steps, chunk)
-    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
-    check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
-    check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+    eps = check_perturbation(eps, n_perturb, distance)
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
@@ -334,12 +353,11 @@ def run(
         carry, init_seconds = run_once(
             _compiled_init(tmap, init_params, n_ic, n_perturb, include_bias, None if whole else ics), key, eta_dev, eps_dev
         )
-        carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), ics[1] - ics[0], devices, ic_axis=2)
         where = checkpoint if whole or checkpoint is None else os.path.join(checkpoint, f"ics_{ics[0]}_{ics[1]}")
         desc = "training ensemble" if whole else f"training ensemble, ICs {ics[0]}–{ics[1] - 1} of {n_ic}"
-        carry, records, compile_seconds, run_seconds = drive(
-            lambda length: _compiled_advance(tmap, observe, distance, length),
-            carry, hyper_dev, steps, chunk, progress, desc, where,
+        carry, records, compile_seconds, run_seconds = advance(
+            tmap, carry, eta_hyper(eta_dev, hyper), n_ic=ics[1] - ics[0], steps=steps, observe=observe,
+            distance=distance, chunk=chunk, progress=progress, desc=desc, devices=devices, checkpoint=where,
         )
         parts.append((records, np.asarray(carry.dead), np.asarray(carry.dead_at)))
         seconds[0] += init_seconds + compile_seconds

@@ -27,7 +27,7 @@ from gdchaos import ensemble
 from gdchaos.errors import check
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, FiniteExponents, finite_exponents
 from gdchaos.maps import TrainingMap, tree_sq_norm
-from gdchaos.perturb import DISTANCES, box
+from gdchaos.perturb import box
 
 Params = Any
 
@@ -432,10 +432,7 @@ def post_learning(
     """
     eta = ensemble.check_grid(eta, n_ic, steps, chunk)
     check(isinstance(t0, (int, np.integer)) and t0 >= 0, f"t0 must be an integer >= 0 (training updates); got {t0!r}")
-    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
-    check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
-    check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+    eps = ensemble.check_perturbation(eps, n_perturb, distance)
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
@@ -447,10 +444,9 @@ def post_learning(
     pretrain_seconds = time.perf_counter() - t_start
     members = _compiled_members(int(n_perturb), bool(include_bias))
     carry, init_seconds = ensemble.run_once(members, states, perturb_keys, eps_dev)
-    carry, hyper_dev = ensemble.place(carry, hyper_dev, n_ic, ic_axis=2)
-    carry, records, compile_seconds, run_seconds = ensemble.drive(
-        lambda length: ensemble._compiled_advance(tmap, observe, distance, length),
-        carry, hyper_dev, steps, chunk, progress, "post-learning ensemble",
+    carry, records, compile_seconds, run_seconds = ensemble.advance(
+        tmap, carry, hyper_dev, n_ic=n_ic, steps=steps, observe=observe, distance=distance,
+        chunk=chunk, progress=progress, desc="post-learning ensemble",
     )
     return PostLearningResult(
         eta=eta,
