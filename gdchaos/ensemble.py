@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from gdchaos import programs
 from gdchaos.checkpoint import Checkpoint
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
@@ -75,9 +76,11 @@ def _member_where(mask, new, old):
     return jax.tree.map(pick, new, old)
 
 
-def _group_step(tmap: TrainingMap, observe, distance):
+@functools.lru_cache(maxsize=32)
+def _group_step(tmap: TrainingMap, observe, distance_name: str):
     """One update of one (η, ε, ic) group: members advance, observables are recorded."""
     member_step = jax.vmap(tmap.step, in_axes=(0, None))
+    distance = DISTANCES[distance_name]
 
     def step(carry: _Carry, hyper):
         state, dead, dead_at = carry
@@ -100,18 +103,6 @@ def _group_step(tmap: TrainingMap, observe, distance):
         return _Carry(new_state, dead_now, dead_at), record
 
     return step
-
-
-@functools.lru_cache(maxsize=32)
-def _compiled_advance(tmap: TrainingMap, observe, distance_name: str, length: int):
-    step = _group_step(tmap, observe, DISTANCES[distance_name])
-    inner = jax.vmap(jax.vmap(step, in_axes=(0, None)), in_axes=(0, None))  # eps, ic
-    batched = jax.vmap(inner, in_axes=(0, 0))  # eta
-
-    def advance(carry, hyper):
-        return jax.lax.scan(lambda c, _: batched(c, hyper), carry, None, length=length)
-
-    return jax.jit(advance, donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -210,7 +201,8 @@ def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
 
 
 def drive(
-    make_advance: Callable,
+    one: Callable,
+    n_axes: int,
     carry,
     hyper,
     steps: int,
@@ -218,13 +210,17 @@ def drive(
     progress: bool,
     desc: str,
     checkpoint: str | os.PathLike | None = None,
+    block: int | str | None = "auto",
 ):
-    """Advance ``carry`` by ``steps`` in compiled chunks; gather per-step records on host.
+    """Advance every group of ``carry`` by ``steps`` in compiled chunks; gather per-step records on host.
 
-    ``make_advance(length)`` returns a jitted ``advance(carry, hyper) -> (carry, records)``
-    scanning ``length`` steps (records with time leading). Chunks are compiled once
-    per distinct length (ahead of time, so compile and run times are separate); the
-    only host transfer is one per chunk.
+    ``one(carry_g, hyper_g) -> (carry_g, record_g)`` advances one group by one step; the
+    first ``n_axes`` axes of every carry leaf index groups (η first, as ``hyper``'s). Each
+    chunk is one :func:`gdchaos.programs.group_scan` program, compiled once per distinct
+    length and input signature (ahead of time, so compile and run times are separate),
+    split over the devices the carry lives on, in blocks of ``block`` groups
+    (``"auto"``: :func:`gdchaos.programs.choose_block`). The only host transfer is one
+    per chunk.
 
     With ``checkpoint`` (a directory, see :class:`gdchaos.checkpoint.Checkpoint`) every
     finished chunk is saved atomically, and a run started on a directory that holds
@@ -242,11 +238,14 @@ def drive(
         carry, pieces = store.restore(carry)
         done = [next(iter(p.values())).shape[0] for p in pieces]
         store.require(done == lengths[: len(done)], f"its {len(done)} chunks do not match steps={steps}, chunk={chunk}")
+    if block == "auto":
+        block = programs.choose_block(one, carry, hyper, n_axes)
+    sharding = programs.carry_sharding(carry)
     compile_seconds, compiled = 0.0, {}
     for length in sorted(set(lengths[len(pieces):])):
-        t0 = time.perf_counter()
-        compiled[length] = make_advance(length).lower(carry, hyper).compile()
-        compile_seconds += time.perf_counter() - t0
+        advance = programs.group_scan(one, length, n_axes, block, sharding)
+        compiled[length], seconds = programs.compile_program(advance, carry, hyper, donate_argnums=(0,))
+        compile_seconds += seconds
     t0 = time.perf_counter()
     with tqdm(total=steps, initial=sum(lengths[: len(pieces)]), desc=desc, unit="step", disable=not progress) as bar:
         for index in range(len(pieces), len(lengths)):
@@ -270,7 +269,8 @@ def check_perturbation(eps, n_perturb: int, distance: str) -> np.ndarray:
 
 
 def advance(tmap: TrainingMap, carry, hyper, *, n_ic: int, steps: int, observe=None, distance: str = "l1",
-            chunk: int = 100, progress: bool = True, desc: str = "training ensemble", devices=None, checkpoint=None):
+            chunk: int = 100, progress: bool = True, desc: str = "training ensemble", devices=None, checkpoint=None,
+            block: int | str | None = "auto"):
     """Place an (η, ε, ic, member) carry on devices and run its member dynamics for ``steps`` updates.
 
     The stepping of :func:`run` from a given carry (e.g. trained states, see
@@ -278,8 +278,7 @@ def advance(tmap: TrainingMap, carry, hyper, *, n_ic: int, steps: int, observe=N
     as :func:`drive`.
     """
     carry, hyper = place(carry, hyper, n_ic, devices, ic_axis=2)
-    return drive(lambda length: _compiled_advance(tmap, observe, distance, length),
-                 carry, hyper, steps, chunk, progress, desc, checkpoint)
+    return drive(_group_step(tmap, observe, distance), 3, carry, hyper, steps, chunk, progress, desc, checkpoint, block)
 
 
 def run(
@@ -301,6 +300,7 @@ def run(
     devices=None,
     checkpoint: str | os.PathLike | None = None,
     ic_slice: int | None = None,
+    block: int | str | None = "auto",
 ) -> EnsembleResult:
     """Run the (η, ε, ic, member) ensemble of ``tmap`` for ``steps`` updates.
 
@@ -327,6 +327,9 @@ def run(
         ic_slice: run the initial conditions in slices of this many, one after another
             (memory: only one slice's state and records live on the device at a time).
             The draws, and the results up to roundoff, are those of the whole run.
+        block: (η, ε, ic) groups advanced together through each chunk (see
+            :mod:`gdchaos.programs`): ``"auto"`` sizes blocks to the CPU cache and uses one
+            block on GPU/TPU; ``None``: one block; an integer: that many groups.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -358,6 +361,7 @@ def run(
         carry, records, compile_seconds, run_seconds = advance(
             tmap, carry, eta_hyper(eta_dev, hyper), n_ic=ics[1] - ics[0], steps=steps, observe=observe,
             distance=distance, chunk=chunk, progress=progress, desc=desc, devices=devices, checkpoint=where,
+            block=block,
         )
         parts.append((records, np.asarray(carry.dead), np.asarray(carry.dead_at)))
         seconds[0] += init_seconds + compile_seconds

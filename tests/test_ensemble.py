@@ -227,7 +227,7 @@ def test_diverged_members_are_frozen_in_the_state():
     tmap = growth_map(blow_at=10)
     params = jnp.array([[1.0, 1.0], [1.001, 1.0], [1.0, 1.001], [1.002, 1.0]])
     state = jax.vmap(tmap.init)(params)._replace(count=jnp.full(4, 10, jnp.int32))
-    step = jax.jit(ensemble._group_step(tmap, None, perturb.l1_distance))
+    step = jax.jit(ensemble._group_step(tmap, None, "l1"))
     hyper = {"learning_rate": jnp.asarray(0.1)}
     carry, rec1 = step((state, jnp.zeros(4, bool), jnp.full(4, -1, jnp.int32)), hyper)
     new_state, dead, dead_at = carry

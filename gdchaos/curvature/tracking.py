@@ -61,7 +61,7 @@ def _programs(tmap: TrainingMap, init_params, objective, observe, n_ic, every, k
         states = jax.vmap(tmap.init)(params, jax.random.split(k_batch, n_ic))
         return jax.vmap(lambda _: states)(eta)
 
-    def block(state, hyper):
+    def measure(state, hyper):
         info = curvature_info(lambda p: objective(p, hyper), state.params, hyper["learning_rate"],
                               k=k, method=method, num_iters=num_iters)
         record = {name: getattr(info, name) for name in RECORDED}
@@ -71,13 +71,7 @@ def _programs(tmap: TrainingMap, init_params, objective, observe, n_ic, every, k
         state = jax.lax.scan(lambda s, _: (tmap.step(s, hyper)[0], None), state, None, length=every)[0]
         return state, record
 
-    batched = jax.vmap(jax.vmap(block, in_axes=(0, None)), in_axes=(0, 0))
-
-    def make_advance(length):
-        return jax.jit(lambda carry, hyper: jax.lax.scan(lambda c, _: batched(c, hyper), carry, None, length=length),
-                       donate_argnums=0)
-
-    return jax.jit(init), make_advance
+    return jax.jit(init), measure
 
 
 def run_sharpness(
@@ -145,13 +139,13 @@ def run_sharpness(
         return value
 
     method = resolve_method(method, count_params(jax.eval_shape(init_params, jax.random.key(0))))
-    init, make_advance = _programs(tmap, init_params, objective, observe, n_ic, int(every), int(k), method, num_iters)
+    init, measure = _programs(tmap, init_params, objective, observe, n_ic, int(every), int(k), method, num_iters)
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
     # one device unless asked: split over XLA:CPU host devices, this program can stall
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices or jax.local_devices()[:1], ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
-        make_advance, carry, hyper_dev, n_records, chunk, progress, "curvature along training", checkpoint
+        measure, 2, carry, hyper_dev, n_records, chunk, progress, "curvature along training", checkpoint
     )
     records = {name: (np.moveaxis(r, -1, 2) if r.ndim == 4 else r) for name, r in records.items()}
     return SharpnessResult(eta, np.arange(n_records) * every, records, method, init_seconds + compile_seconds, run_seconds)

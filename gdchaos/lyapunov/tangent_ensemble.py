@@ -67,15 +67,7 @@ def _compiled(tmap: TrainingMap, init_params, n_ic: int, k: int, transient: int,
         state, info = lmap.step(state, hyper)
         return state, {"loss": info.inner.loss, "log_stretch": info.log_stretch[0]}
 
-    batched = jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(0, 0))
-
-    def make_advance(length):
-        def advance(carry, hyper):
-            return jax.lax.scan(lambda c, _: batched(c, hyper), carry, None, length=length)
-
-        return jax.jit(advance, donate_argnums=0)
-
-    return jax.jit(init), functools.lru_cache(maxsize=4)(make_advance)
+    return jax.jit(init), one
 
 
 def run_tangent(
@@ -112,12 +104,12 @@ def run_tangent(
         (2, 2, 2)
     """
     eta = check_grid(eta, n_ic, steps, chunk)
-    init, make_advance = _compiled(tmap, init_params, n_ic, int(k), int(transient), int(renorm_every))
+    init, one = _compiled(tmap, init_params, n_ic, int(k), int(transient), int(renorm_every))
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
-        make_advance, carry, hyper_dev, steps, chunk, progress, "tangent ensemble", checkpoint
+        one, 2, carry, hyper_dev, steps, chunk, progress, "tangent ensemble", checkpoint
     )
     lam = jax.vmap(jax.vmap(lambda s: exponents(s, transient)))(carry)
     return TangentResult(eta, np.asarray(lam), records, int(transient), init_seconds + compile_seconds, run_seconds)
