@@ -142,6 +142,19 @@ def ensemble_sharding(n_eta: int, n_ic: int, devices=None, ic_axis: int = 2):
     return None
 
 
+def unsplit_on_cpu(devices=None) -> list:
+    """Devices for the tangent and curvature programs: ``devices`` if given, else every local
+    accelerator, or only the first CPU device.
+
+    XLA:CPU host devices (``--xla_force_host_platform_device_count``) stall on these large
+    programs when they run side by side; the finite ensemble splits over them well.
+    """
+    if devices is not None:
+        return list(devices)
+    local = jax.local_devices()
+    return local[:1] if local[0].platform == "cpu" else local
+
+
 def run_once(jitted, *args):
     """Compile ``jitted`` for ``args`` with light XLA optimization, run it; return (out, compile seconds).
 

@@ -195,7 +195,6 @@ def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
         out = jaxpr_as_fun(closed.replace(consts=consts))(*jax.tree.leaves(args))
         return jax.tree.unflatten(out_tree, out)
 
-    sharding = getattr(jax.tree.leaves(args)[0], "sharding", None)
     consts = _place_like(consts, jax.tree.leaves(args)[0])
     compiled = (
         jax.jit(with_consts, donate_argnums=tuple(i + 1 for i in donate_argnums)).lower(consts, *args).compile()
@@ -203,6 +202,8 @@ def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
 
     def call(*args):
         return compiled(consts, *args)
+
+    call.compiled, call.consts = compiled, consts
 
     _PROGRAMS[key] = call
     if len(_PROGRAMS) > _MAX_PROGRAMS:

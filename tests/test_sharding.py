@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
         sharding = ensemble.ensemble_sharding(len(eta), n_ic)
         assert sharding is not None and len(sharding.device_set) > 1, sharding
     kw = dict(eta=[0.5, 5.0], n_ic=4, steps=20, key=jax.random.key(1), k=2, progress=False)
-    a = run_tangent(task.tmap, task.model.init, **kw)
+    a = run_tangent(task.tmap, task.model.init, devices=jax.local_devices(), **kw)
     b = run_tangent(task.tmap, task.model.init, devices=one, **kw)
     np.testing.assert_allclose(a.exponents, b.exponents, rtol=1e-12)
     print("identical")

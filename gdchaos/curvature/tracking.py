@@ -24,7 +24,7 @@ import numpy as np
 
 from gdchaos.curvature.along import curvature_info
 from gdchaos.curvature.eigen import resolve_method
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once
+from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
 from gdchaos.models import count_params
@@ -113,7 +113,7 @@ def run_sharpness(
         observe: ``observe(params) -> {name: scalar}`` recorded at each measurement.
         chunk: measurements per compiled scan (progress granularity).
         checkpoint: directory for chunk checkpoints (see :func:`gdchaos.ensemble.drive`).
-        devices: devices to split the (η, ic) grid over (default: the first local device).
+        devices: devices to split the (η, ic) grid over (default: :func:`gdchaos.ensemble.unsplit_on_cpu`).
 
     Example:
         >>> import jax
@@ -142,8 +142,7 @@ def run_sharpness(
     init, measure = _programs(tmap, init_params, objective, observe, n_ic, int(every), int(k), method, num_iters)
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
-    # one device unless asked: split over XLA:CPU host devices, this program can stall
-    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices or jax.local_devices()[:1], ic_axis=1)
+    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, unsplit_on_cpu(devices), ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
         measure, 2, carry, hyper_dev, n_records, chunk, progress, "curvature along training", checkpoint
     )

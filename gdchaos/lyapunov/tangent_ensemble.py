@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once
+from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.lyapunov.tangent import exponents, tangent_map
 from gdchaos.maps import TrainingMap
 
@@ -92,7 +92,8 @@ def run_tangent(
     Initial conditions come from ``init_params`` with the same key use as
     :func:`gdchaos.ensemble.run`, so the reference trajectories coincide with the
     finite-ε ensemble's members 0 for the same ``key``. ``checkpoint``: a directory
-    for chunk checkpoints (see :func:`gdchaos.ensemble.drive`).
+    for chunk checkpoints (see :func:`gdchaos.ensemble.drive`). ``devices``: devices to
+    split the (η, ic) grid over (default: :func:`gdchaos.ensemble.unsplit_on_cpu`).
 
     Example:
         >>> import jax
@@ -107,7 +108,7 @@ def run_tangent(
     init, one = _compiled(tmap, init_params, n_ic, int(k), int(transient), int(renorm_every))
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
-    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, devices, ic_axis=1)
+    carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, unsplit_on_cpu(devices), ic_axis=1)
     carry, records, compile_seconds, run_seconds = drive(
         one, 2, carry, hyper_dev, steps, chunk, progress, "tangent ensemble", checkpoint
     )
