@@ -21,7 +21,7 @@ observables (training loss, test accuracy, L1 distance to the reference trajecto
 
 Both are measured in this one run, after compilation (compile times are reported
 separately). Cases: Iris 4-10-3 sigmoid (tiny: the per-step loop is bound by
-Python dispatch; full size = the default sweep, 14 η × 50 ICs × 6 members × 1000
+Python dispatch; full size = the flagship sweep, 20 η × 50 ICs × 6 members × 1000
 steps), 8×8 digits 64-64-10 tanh, and an MNIST-shaped synthetic task, 784-64-10
 tanh on 60000 training samples (compute-bound; achieved FLOP/s vs an assumed peak).
 ``--quick`` shrinks every ensemble and baseline subset (a few minutes on 2 cores).
@@ -56,8 +56,8 @@ from gdchaos.models import count_params  # noqa: E402
 from gdchaos.perturb import box, l1_distance  # noqa: E402
 from gdchaos.task import build_task  # noqa: E402
 
-SWEEP_ETA = [0.01, 0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
-"""The default η grid of ``conf/sweep.yaml``."""
+SWEEP_ETA = [round(0.01 + i, 2) for i in range(20)]
+"""The flagship η grid, ``python -m gdchaos.sweep 'eta=range(0.01,20)'``."""
 
 MNIST_ETA = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
 """The reference MNIST η grid (DESIGN.md; ``conf/experiment/digits_tanh.yaml``)."""
@@ -84,7 +84,7 @@ class Case(NamedTuple):
 
 CASES = [
     Case("iris", "Iris 4-10-3 sigmoid", {"name": "iris"}, {"hidden": [10]}, SWEEP_ETA,
-         full=Size(14, 50, 5, 1000), quick=Size(14, 10, 5, 100), seq=((2, 6, 300), (1, 6, 100)),
+         full=Size(20, 50, 5, 1000), quick=Size(20, 10, 5, 100), seq=((2, 6, 300), (1, 6, 100)),
          single_device=True),
     Case("digits", "digits 64-64-10 tanh", {"name": "digits"}, {"hidden": [64], "activation": "tanh"}, MNIST_ETA,
          full=Size(16, 2, 5, 50), quick=Size(4, 2, 2, 20), seq=((1, 6, 50), (1, 3, 20)),
@@ -182,6 +182,26 @@ def sequential(step, task, eta_values, n_members, steps, dtype, sync=True):
             records[h, j] = out if sync else np.asarray(jax.device_get(out))
     elapsed = time.perf_counter() - start
     return len(hypers) * n_members * steps / elapsed, compile_seconds, records
+
+
+def single_scan(step, task, steps, dtype):
+    """Member-steps/s of one trajectory as one compiled ``lax.scan`` (no Python loop, no host reads).
+
+    The best a single trajectory does on this device: the reference for "the ensemble
+    is within 2x of single-trajectory throughput" in the compute-bound case.
+    """
+    params = task.model.init(jax.random.key(0))
+    dt = jnp.result_type(float)
+    hyper = {**{k: jnp.asarray(v, dt) for k, v in task.hyper.items()}, "learning_rate": jnp.asarray(0.1, dt)}
+    run = jax.jit(lambda s: jax.lax.scan(lambda s, _: step(s, hyper, params), s, None, length=steps))
+    state = task.tmap.init(params)
+    jax.block_until_ready(run(state))
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(state))
+        best = min(best, time.perf_counter() - t0)
+    return steps / best
 
 
 # ---------------------------------------------------------------- (b') sequential, PyTorch
@@ -347,6 +367,7 @@ def measure(case: Case, dtype: str, torch, n_dev: int) -> dict:
     step = sequential_step(task)
     out["seq"], out["seq_compile"], synced = sequential(step, task, seq_eta, n_members, steps, dtype)
     out["async"], _, unsynced = sequential(step, task, seq_eta, n_members, steps, dtype, sync=False)
+    out["scan"] = single_scan(step, task, steps, dtype)
     np.testing.assert_array_equal(synced, unsynced)  # the same work either way
     out["torch"], out["torch_threads"] = None, None
     if torch is not None:
@@ -363,7 +384,7 @@ def measure(case: Case, dtype: str, torch, n_dev: int) -> dict:
     out["n_params"] = count_params(task.model.init(jax.random.key(0)))
     out["records"] = list(res.records)
     print(f"  vectorized {out['rate']:,.0f}/s ({n_dev} dev), 1 dev {out['rate_1'] or 0:,.0f}/s, "
-          f"sequential {out['seq']:,.0f}/s (no sync {out['async']:,.0f}/s), PyTorch {out['torch'] or 0:,.0f}/s, "
+          f"sequential {out['seq']:,.0f}/s (no sync {out['async']:,.0f}/s, one scanned trajectory {out['scan']:,.0f}/s), PyTorch {out['torch'] or 0:,.0f}/s, "
           f"ratio {out['rate'] / out['seq']:.3g}", flush=True)
     return out
 
@@ -385,9 +406,10 @@ def default_sweep_storage(m: dict) -> str:
 def report(rows: list[dict], torch, n_dev: int) -> str:
     speed_header = ["case", "dtype", "η×ic×member×steps", f"gdchaos member-steps/s ({n_dev} dev)",
                     "gdchaos, 1 dev", "sequential member-steps/s", "ratio (a)/(b)",
-                    "sequential, no per-step sync", "PyTorch sequential", "ratio vs PyTorch"]
+                    "sequential, no per-step sync", "one trajectory, compiled scan", "ratio (a)/scan",
+                    "PyTorch sequential", "ratio vs PyTorch"]
     speed = [[m["case"].label, m["dtype"], m["shape"], m["rate"], m["rate_1"], m["seq"], m["rate"] / m["seq"],
-              m["async"], None if m["torch"] is None else f"{fmt(m['torch'])} ({m['torch_threads']} thr)",
+              m["async"], m["scan"], m["rate"] / m["scan"], None if m["torch"] is None else f"{fmt(m['torch'])} ({m['torch_threads']} thr)",
               m["rate"] / m["torch"] if m["torch"] else None] for m in rows]
     res_header = ["case", "dtype", "compile s", "run s", "first ensemble.run wall s", "sequential compile s",
                   "MFLOP/member-step (analytic)", "MFLOP/member-step (XLA)", "achieved GFLOP/s",
@@ -422,7 +444,9 @@ def report(rows: list[dict], torch, n_dev: int) -> str:
         f"reference. (a) `gdchaos.ensemble.run` with the task's observe, split over {n_dev} XLA device(s) "
         "(the 1-device column: the same run on one device). (b) one trajectory at a time, a Python loop "
         "calling a jitted single-trajectory step, reading the three values to host every step (the no-sync "
-        "column keeps them on device until the end). Run times exclude compilation. "
+        "column keeps them on device until the end; the compiled-scan column runs one trajectory as one "
+        "`lax.scan` with the same step and observables: the best a single trajectory does). Run times exclude "
+        "compilation. "
         f"Perturbation size {eps}"
         + (" (1e-8 rounds away in float32; the work is the same). " if "float32" in ARGS.dtypes else ". ")
         + ("PyTorch: skipped (not installed, it is optional; or --no-torch)." if torch is None
