@@ -181,6 +181,13 @@ def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
     ``args`` (replicated over their mesh). Programs are cached per ``fn`` and the
     shapes, dtypes and shardings of ``args``: a second call with new values of the
     same shapes neither traces nor compiles (compile_seconds 0).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> data = jnp.arange(3.0)  # closed over: an argument of the program, not a constant
+        >>> call, seconds = compile_program(lambda w: w * data, jnp.asarray(2.0))
+        >>> call(jnp.asarray(2.0)).tolist(), len(call.consts)
+        ([0.0, 2.0, 4.0], 1)
     """
     key = (fn, donate_argnums, _signature(args))
     if key in _PROGRAMS:
