@@ -18,10 +18,12 @@ SCRIPT = textwrap.dedent(
     for eta, n_ic in (([0.5, 5.0], 4), ([0.5, 2.0, 5.0, 9.0], 3)):  # split over ic, then over eta
         kw = dict(eta=eta, eps=[1e-6], n_ic=n_ic, n_perturb=2, steps=30, key=jax.random.key(0), observe=task.observe, progress=False)
         split = ensemble.run(task.tmap, task.model.init, **kw)
+        blocked = ensemble.run(task.tmap, task.model.init, block=1, **kw)  # per-device blocks of one group
         alone = ensemble.run(task.tmap, task.model.init, devices=one, **kw)
         for name in split.records:
             # same numbers up to roundoff: XLA may vectorize a shard of the batch differently
             np.testing.assert_allclose(split.records[name], alone.records[name], rtol=1e-8, atol=1e-11, err_msg=name)
+            np.testing.assert_allclose(blocked.records[name], alone.records[name], rtol=1e-8, atol=1e-11, err_msg=name)
         np.testing.assert_array_equal(split.diverged_at, alone.diverged_at)
         sharding = ensemble.ensemble_sharding(len(eta), n_ic)
         assert sharding is not None and len(sharding.device_set) > 1, sharding
