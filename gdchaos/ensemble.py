@@ -105,14 +105,31 @@ def _group_step(tmap: TrainingMap, observe, distance_name: str):
     return step
 
 
+def draw(key: jax.Array, init_params: Callable, n_ic: int, ics: tuple | None = None):
+    """The ensembles' random draws from ``key``: ``(initial conditions, perturbation keys, batch keys)``.
+
+    One layout for every runner (finite, tangent, curvature, post-learning), so the same
+    ``key`` gives the same initial conditions and mini-batches everywhere. ``ics = (start,
+    stop)`` returns only those initial conditions, equal to the same slice of the whole draw.
+    """
+    start, stop = ics or (0, n_ic)
+    k_ic, perturb_keys, batch_keys = (jax.random.split(k, n_ic)[start:stop] for k in jax.random.split(key, 3))
+    return jax.vmap(init_params)(k_ic), perturb_keys, batch_keys
+
+
+def reference_states(tmap: TrainingMap, init_params: Callable, key: jax.Array, n_ic: int):
+    """``tmap`` states of the ``n_ic`` initial conditions of :func:`draw` (the ensembles' members 0)."""
+    params, _, batch_keys = draw(key, init_params, n_ic)
+    return jax.vmap(tmap.init)(params, batch_keys)
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, include_bias: bool, ics: tuple | None = None):
     """Set-up program; ``ics = (start, stop)`` draws only those initial conditions (same draws as the whole run)."""
     start, stop = ics or (0, n_ic)
 
     def init(key, eta, eps):
-        k_ic, perturb_keys, batch_keys = (jax.random.split(k, n_ic)[start:stop] for k in jax.random.split(key, 3))
-        params = jax.vmap(init_params)(k_ic)
+        params, perturb_keys, batch_keys = draw(key, init_params, n_ic, ics)
 
         def group(e, k_p, k_b, p):
             members = box(k_p, p, e, n_perturb, include_bias)

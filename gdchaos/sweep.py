@@ -300,18 +300,16 @@ def run_sweep(cfg, output_dir) -> "object":
         atomic_write(stored_config, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
     attrs = {"config": OmegaConf.to_yaml(cfg, resolve=True), "method": cfg.method}
+    shared = dict(eta=eta, n_ic=cfg.n_ic, steps=cfg.steps, seed=cfg.seed, progress=cfg.progress, attrs=attrs)
     parts = []
     if cfg.method in ("finite", "both"):
         starts, lengths = _window_grid(cfg)
         log.info("%s finite-ε: %d η × %d ε × %d ICs × %d members × %d updates", task.name, len(eta), len(eps), cfg.n_ic, cfg.n_perturb + 1, cfg.steps)
         parts.append(finite_sweep(
             task,
-            eta=eta,
+            **shared,
             eps=eps,
-            n_ic=cfg.n_ic,
             n_perturb=cfg.n_perturb,
-            steps=cfg.steps,
-            seed=cfg.seed,
             starts=starts,
             lengths=lengths,
             min_r2=cfg.lyapunov.min_r2,
@@ -320,8 +318,6 @@ def run_sweep(cfg, output_dir) -> "object":
             include_bias=cfg.perturbation.include_bias,
             distance=cfg.perturbation.distance,
             chunk=cfg.chunk,
-            progress=cfg.progress,
-            attrs=attrs,
             checkpoint=ckpt and ckpt / "finite",
             ic_slice=cfg.ic_slice,
         ))
@@ -329,16 +325,11 @@ def run_sweep(cfg, output_dir) -> "object":
         log.info("%s tangent: %d η × %d ICs × k=%d × %d updates", task.name, len(eta), cfg.n_ic, cfg.lyapunov.k, cfg.steps)
         parts.append(tangent_sweep(
             task,
-            eta=eta,
-            n_ic=cfg.n_ic,
-            steps=cfg.steps,
-            seed=cfg.seed,
+            **shared,
             k=cfg.lyapunov.k,
             transient=cfg.lyapunov.transient,
             renorm_every=cfg.lyapunov.renorm_every,
             chunk=cfg.chunk,
-            progress=cfg.progress,
-            attrs=attrs,
             checkpoint=ckpt and ckpt / "tangent",
         ))
     if cfg.method == "sharpness":
@@ -346,17 +337,12 @@ def run_sweep(cfg, output_dir) -> "object":
         log.info("%s curvature: %d η × %d ICs × %d updates, every %d", task.name, len(eta), cfg.n_ic, cfg.steps, sh.every)
         parts.append(sharpness_sweep(
             task,
-            eta=eta,
-            n_ic=cfg.n_ic,
-            steps=cfg.steps,
+            **shared,
             every=sh.every,
-            seed=cfg.seed,
             k=sh.k,
             method=sh.method,
             num_iters=sh.num_iters,
             chunk=max(1, cfg.chunk // sh.every),
-            progress=cfg.progress,
-            attrs=attrs,
             checkpoint=ckpt and ckpt / "sharpness",
         ))
     ds = add_window_matched_tangent(xr.merge(parts, combine_attrs="drop_conflicts")) if len(parts) > 1 else parts[0]

@@ -343,18 +343,6 @@ class PostLearningResult(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_draws(init_params, n_ic: int):
-    """key -> (ICs, batch keys, perturbation keys), drawn exactly as :func:`gdchaos.ensemble.run` does."""
-
-    def draws(key):
-        k_ic, k_perturb, k_batch = jax.random.split(key, 3)
-        params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
-        return params, jax.random.split(k_batch, n_ic), jax.random.split(k_perturb, n_ic)
-
-    return jax.jit(draws)
-
-
-@functools.lru_cache(maxsize=16)
 def _compiled_pretrain(tmap: TrainingMap, t0: int):
     """(ICs, batch keys, per-η hyper) -> reference states after t0 updates (η, ic) and their loss history."""
 
@@ -437,7 +425,8 @@ def post_learning(
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
     hyper_dev = ensemble.eta_hyper(eta_dev, hyper)
-    (params, batch_keys, perturb_keys), draw_seconds = ensemble.run_once(_compiled_draws(init_params, int(n_ic)), key)
+    (params, perturb_keys, batch_keys), draw_seconds = ensemble.run_once(
+        jax.jit(lambda k: ensemble.draw(k, init_params, int(n_ic))), key)
     t_start = time.perf_counter()
     states, pre_loss = _compiled_pretrain(tmap, int(t0))(params, batch_keys, hyper_dev)
     pre_loss = np.asarray(pre_loss)

@@ -1,12 +1,19 @@
-"""Test session set-up: float64 (the finite-ε method needs it) and a headless plot backend.
+"""Test session set-up: one CPU device, float64 (the finite-ε method needs it), a headless plot backend.
 
-Both happen at import, before any test module creates an array: arrays made
-before ``jax_enable_x64`` stay float32.
+All happen at import, before any test module creates an array: arrays made
+before ``jax_enable_x64`` stay float32. The device count is fixed before JAX starts,
+so an in-process sweep (default ``cpu_devices=auto``) cannot give a test worker more
+devices depending on which test ran first; tests of the split set their own count.
 """
 
-import jax
-import matplotlib
-import pytest
+import os
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1".strip()
+
+import jax  # noqa: E402
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 matplotlib.use("Agg")

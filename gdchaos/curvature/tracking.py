@@ -24,7 +24,7 @@ import numpy as np
 
 from gdchaos.curvature.along import curvature_info
 from gdchaos.curvature.eigen import resolve_method
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once, unsplit_on_cpu
+from gdchaos.ensemble import check_grid, drive, eta_hyper, place, reference_states, run_once, unsplit_on_cpu
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
 from gdchaos.models import count_params
@@ -56,9 +56,7 @@ class SharpnessResult(NamedTuple):
 
 def _programs(tmap: TrainingMap, init_params, objective, observe, n_ic, every, k, method, num_iters):
     def init(key, eta):
-        k_ic, _, k_batch = jax.random.split(key, 3)  # as in gdchaos.ensemble.run
-        params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
-        states = jax.vmap(tmap.init)(params, jax.random.split(k_batch, n_ic))
+        states = reference_states(tmap, init_params, key, n_ic)
         return jax.vmap(lambda _: states)(eta)
 
     def measure(state, hyper):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place, run_once, unsplit_on_cpu
+from gdchaos.ensemble import check_grid, drive, eta_hyper, place, reference_states, run_once, unsplit_on_cpu
 from gdchaos.lyapunov.tangent import exponents, tangent_map
 from gdchaos.maps import TrainingMap
 
@@ -56,10 +56,8 @@ def _compiled(tmap: TrainingMap, init_params, n_ic: int, k: int, transient: int,
     lmap = tangent_map(tmap.step, k, renorm_every=renorm_every, transient=transient)
 
     def init(key, eta):
-        k_ic, _, k_batch = jax.random.split(key, 3)  # as in gdchaos.ensemble.run
+        states = reference_states(tmap, init_params, key, n_ic)
         k_basis = jax.random.fold_in(key, 1)
-        params = jax.vmap(init_params)(jax.random.split(k_ic, n_ic))
-        states = jax.vmap(tmap.init)(params, jax.random.split(k_batch, n_ic))
         lstates = jax.vmap(lmap.init)(states, jax.random.split(k_basis, n_ic))
         return jax.vmap(lambda _: lstates)(eta)
 
