@@ -18,6 +18,7 @@ key in the state (SGD). For plain GD, θ_{t+1} = θ_t − η ∇L(θ_t).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -77,6 +78,18 @@ def tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
+def _accepted_keys(opt_state, schedules: frozenset) -> tuple[str, ...]:
+    return tuple(sorted({"learning_rate", "l2"} | (set(opt_state.hyperparams) - schedules)))
+
+
+def check_hyper(hyper: Hyper, accepted) -> None:
+    """Raise :class:`~gdchaos.errors.ConfigError` unless ``hyper`` has ``learning_rate`` and only ``accepted`` keys."""
+    check(isinstance(hyper, dict), f"hyper must be a dict such as {{'learning_rate': 0.1}}; got {type(hyper).__name__}")
+    unknown = sorted(set(hyper) - set(accepted))
+    check(not unknown, f"unknown hyperparameter(s) {unknown}; this training map accepts {sorted(accepted)}")
+    check("learning_rate" in hyper, f"hyper has no 'learning_rate' (η); this training map accepts {sorted(accepted)}")
+
+
 def from_optax(
     optimizer: Callable[..., optax.GradientTransformation],
     loss_fn: Callable[[Params, jax.Array, jax.Array], jax.Array],
@@ -85,13 +98,23 @@ def from_optax(
     batch_size: int | None = None,
     **optimizer_kwargs,
 ) -> TrainingMap:
-    """Training map for any optax optimizer alias (``optax.sgd``, ``optax.adam``, ...).
+    r"""Training map for any optax optimizer alias (``optax.sgd``, ``optax.adam``, ...).
+
+    ``hyper`` must hold ``learning_rate`` (η); it may hold ``l2`` (λ) and any numeric
+    hyperparameter of the optimizer. Any other key is an error that lists the accepted
+    ones: a misspelt key is never silently ignored.
+
+    **Schedules.** With a schedule as ``learning_rate`` (e.g.
+    ``optax.cosine_decay_schedule(1.0, 1000)``), η from ``hyper`` multiplies it: the step
+    size at update t is η·s(t), so a sweep over η scales the whole schedule (give s with
+    s(0) = 1 to read η as the initial step size). Other schedule-valued arguments are
+    evaluated by optax each update and cannot also be set from ``hyper``.
 
     Args:
         optimizer: an optax alias; wrapped in ``optax.inject_hyperparams`` so its numeric
             hyperparameters can be set per step from ``hyper``.
         loss_fn: ``loss_fn(params, x, y) -> scalar`` data loss.
-        x, y: training inputs and labels.
+        x, y: training inputs and labels (NumPy or JAX arrays; stored as JAX arrays).
         batch_size: ``None`` for full-batch updates; otherwise each step draws
             ``batch_size`` distinct samples with the state's key.
         **optimizer_kwargs: fixed optimizer arguments (e.g. ``nesterov=True``). Numeric
@@ -105,12 +128,28 @@ def from_optax(
         >>> state, info = tmap.step(state, {"learning_rate": 0.5})
         >>> state.params.tolist()
         [0.5, 0.5]
+        >>> tmap.step(state, {"lr": 0.5})
+        Traceback (most recent call last):
+        ...
+        gdchaos.errors.ConfigError: unknown hyperparameter(s) ['lr']; this training map accepts ['l2', 'learning_rate']
     """
+    x, y = jnp.asarray(x), jnp.asarray(y)
     n = x.shape[0]
     if batch_size is not None:
         check(0 < batch_size <= n, f"batch_size must be in 1..{n} (training set size); got {batch_size}")
-    kwargs = {"learning_rate": 0.0, **optimizer_kwargs}
-    tx = optax.inject_hyperparams(optimizer)(**kwargs)
+    schedules = frozenset(k for k, v in optimizer_kwargs.items() if callable(v))
+    schedule = optimizer_kwargs.get("learning_rate")
+    if callable(schedule):
+
+        def scaled(learning_rate, **kwargs):
+            return optax.chain(optimizer(learning_rate=schedule, **kwargs), optax.scale(learning_rate))
+
+        scaled.__signature__ = inspect.signature(optimizer)  # inject_hyperparams binds by signature
+        kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "learning_rate"}
+        tx = optax.inject_hyperparams(scaled)(learning_rate=1.0, **kwargs)
+        schedules = schedules - {"learning_rate"}
+    else:
+        tx = optax.inject_hyperparams(optimizer)(**{"learning_rate": 0.0, **optimizer_kwargs})
 
     def init(params: Params, key: jax.Array | None = None) -> TrainState:
         key = jax.random.key(0) if key is None else key
@@ -121,6 +160,8 @@ def from_optax(
         return loss + 0.5 * l2 * tree_sq_norm(params), loss
 
     def step(state: TrainState, hyper: Hyper) -> tuple[TrainState, StepInfo]:
+        opt_state = state.opt_state
+        check_hyper(hyper, _accepted_keys(opt_state, schedules))
         key = state.key
         if batch_size is None:
             xb, yb = x, y
@@ -130,7 +171,6 @@ def from_optax(
             xb, yb = x[idx], y[idx]
         l2 = hyper.get("l2", 0.0)
         (_, loss), grads = jax.value_and_grad(objective, has_aux=True)(state.params, xb, yb, l2)
-        opt_state = state.opt_state
         injected = {
             k: jnp.asarray(v, opt_state.hyperparams[k].dtype)
             for k, v in hyper.items()

@@ -150,3 +150,63 @@ def test_bad_batch_size_and_unknown_optimizer_are_config_errors():
     assert maps.optax_alias("adam") is optax.adam and maps.optax_alias("sgd") is optax.sgd
     with pytest.raises(ConfigError, match=r"momentum beta must be in \[0, 1\)"):
         maps.momentum(lsq, X, Y, beta=1.0)
+
+
+# --------------------------------------------------------------------------- strict hyperparameters
+
+
+def test_schedule_is_multiplied_by_eta():
+    """With a schedule s(t) as learning_rate, update t uses η·s(t): equal to optax's own adamw at η·s."""
+    schedule = optax.cosine_decay_schedule(1.0, decay_steps=6)
+    tmap = maps.from_optax(optax.adamw, lsq, X, Y, learning_rate=schedule, weight_decay=0.1)
+    finals = []
+    for eta in (1e-3, 1e-2, 1e-1):
+        state = tmap.init(THETA)
+        tx = optax.adamw(lambda c, eta=eta: eta * schedule(c), weight_decay=0.1)
+        opt, p = tx.init(THETA), THETA
+        for _ in range(5):
+            state, _ = tmap.step(state, {"learning_rate": eta})
+            u, opt = tx.update(jax.grad(lsq)(p, X, Y), opt, p)
+            p = optax.apply_updates(p, u)
+        np.testing.assert_allclose(state.params, p, rtol=1e-12, atol=1e-15)
+        finals.append(np.asarray(state.params))
+    assert not np.allclose(finals[0], finals[1]) and not np.allclose(finals[1], finals[2])
+
+
+def test_schedule_driven_tangent_exponents_depend_on_eta():
+    """run_tangent over η with a scheduled optimizer: the exponents differ between η (they used to coincide)."""
+    from gdchaos.lyapunov import run_tangent
+
+    schedule = optax.cosine_decay_schedule(1.0, decay_steps=40)
+    tmap = maps.from_optax(optax.adamw, lsq, X, Y, learning_rate=schedule)
+    res = run_tangent(tmap, lambda k: THETA + 0.1 * jax.random.normal(k, (3,)), eta=[1e-3, 1e-2, 1e-1],
+                      n_ic=1, steps=20, key=jax.random.key(0), progress=False)
+    lam = res.exponents[:, 0, 0]
+    assert len(set(np.round(lam, 10))) == 3
+
+
+@pytest.mark.parametrize("hyper", [{"lr": 0.1}, {"learning_rate": 0.1, "momentun": 0.9}])
+def test_unknown_hyper_key_is_an_error(hyper):
+    tmap = maps.momentum(lsq, X, Y, beta=0.5)
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter.*accepts \[.*'learning_rate'.*'momentum'"):
+        tmap.step(tmap.init(THETA), hyper)
+
+
+def test_missing_learning_rate_is_an_error():
+    tmap = maps.gd(lsq, X, Y)
+    with pytest.raises(ConfigError, match="no 'learning_rate'"):
+        tmap.step(tmap.init(THETA), {"l2": 0.1})
+
+
+def test_scheduled_hyperparameter_cannot_be_set_from_hyper():
+    tmap = maps.from_optax(optax.sgd, lsq, X, Y, momentum=lambda c: 0.9)
+    with pytest.raises(ConfigError, match="unknown hyperparameter.*momentum"):
+        tmap.step(tmap.init(THETA), {"learning_rate": 0.1, "momentum": 0.5})
+
+
+def test_minibatch_map_with_numpy_data_jits():
+    """NumPy training data (as data.iris() gives) works under jit with mini-batches."""
+    tmap = maps.sgd(lsq, np.asarray(X), np.asarray(Y), batch_size=3)
+    state, info = jax.jit(tmap.step)(tmap.init(THETA, jax.random.key(2)), {"learning_rate": 0.1})
+    eager, _ = maps.sgd(lsq, X, Y, batch_size=3).step(tmap.init(THETA, jax.random.key(2)), {"learning_rate": 0.1})
+    np.testing.assert_allclose(state.params, eager.params, rtol=1e-12)
