@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 from gdchaos.curvature.eigen import _check_int, hessian_eigs
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
-from gdchaos.perturb import DISTANCES
+from gdchaos.perturb import DISTANCES, require_resolvable
 
 Params = Any
 
@@ -78,7 +78,8 @@ def _scale(direction, eps, norm):
 def perturb_along(params: Params, directions: Params, eps, *, norm: str = "l2") -> Params:
     """Members θ + ε d_i/‖d_i‖, one per row of ``directions`` (pytree shaped like ``params`` with a leading axis).
 
-    Returns a pytree with the same leading axis. ``eps`` may be traced.
+    Returns a pytree with the same leading axis. ``eps`` may be traced; a concrete ``eps``
+    too small for the parameters' dtype raises :class:`~gdchaos.errors.PrecisionError`.
 
     Example:
         >>> import jax.numpy as jnp
@@ -87,6 +88,7 @@ def perturb_along(params: Params, directions: Params, eps, *, norm: str = "l2") 
         [[0.1, 0.0], [0.0707, 0.0707]]
     """
     _check_norm(norm)
+    require_resolvable(eps, params)
     return _perturb(params, directions, eps, norm)
 
 
@@ -265,6 +267,7 @@ def strategy_distances(
         [[1.0, 0.75, 0.5625, 0.4219], [1.0, 0.5, 0.25, 0.125]]
     """
     _check_norm(norm)
+    require_resolvable(eps, params)
     check(distance in DISTANCES, f"distance must be one of {sorted(DISTANCES)}; got {distance!r}")
     steps = _check_int("steps", steps, 1)
     check(len(directions) > 0, "directions is empty; give at least one {name: directions} entry")

@@ -34,7 +34,7 @@ from gdchaos import programs
 from gdchaos.checkpoint import Checkpoint
 from gdchaos.errors import check
 from gdchaos.maps import TrainingMap
-from gdchaos.perturb import DISTANCES, box
+from gdchaos.perturb import DISTANCES, box, require_resolvable
 
 AXES = ("eta", "eps", "ic", "member", "step")
 """Axis order of every per-step record."""
@@ -289,12 +289,18 @@ def drive(
     return carry, records, compile_seconds, run_seconds
 
 
-def check_perturbation(eps, n_perturb: int, distance: str) -> np.ndarray:
-    """Validate the ε grid, member count and distance of a perturbed ensemble; return ε as float64."""
+def check_perturbation(eps, n_perturb: int, distance: str, params=None, include_bias: bool = False) -> np.ndarray:
+    """Validate the ε grid, member count and distance of a perturbed ensemble; return ε as float64.
+
+    With ``params`` (arrays or the shapes of ``jax.eval_shape(init_params, key)``), also
+    check that every perturbed leaf's own dtype resolves ε (:func:`gdchaos.perturb.require_resolvable`).
+    """
     eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    check(eps.size > 0 and bool(np.all(eps > 0)), f"eps must be > 0; got {eps.tolist()}")
+    check(eps.size > 0 and bool(np.all(np.isfinite(eps) & (eps > 0))), f"eps must be finite and > 0; got {eps.tolist()}")
     check(n_perturb >= 1, f"n_perturb must be >= 1; got {n_perturb}")
     check(distance in DISTANCES, f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+    if params is not None:
+        require_resolvable(eps, params, include_bias)
     return eps
 
 
@@ -373,7 +379,7 @@ def run(
         (2, 1, 2, 4, 20)
     """
     eta = check_grid(eta, n_ic, steps, chunk)
-    eps = check_perturbation(eps, n_perturb, distance)
+    eps = check_perturbation(eps, n_perturb, distance, jax.eval_shape(init_params, key), include_bias)
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)

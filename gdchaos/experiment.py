@@ -15,7 +15,7 @@ from gdchaos import ensemble
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
 from gdchaos.models import count_params
-from gdchaos.numerics import provenance, require_precision
+from gdchaos.numerics import provenance
 from gdchaos.curvature.tracking import run_sharpness
 from gdchaos.results import sharpness_dataset, tangent_dataset, to_dataset
 from gdchaos.task import Task
@@ -61,7 +61,6 @@ def finite_sweep(
     """
     eps = list(np.atleast_1d(eps).astype(float))
     check_window_grid(steps, starts, lengths)
-    require_precision(eps, jax.numpy.result_type(float))
     target = task.accuracy_target if accuracy_target is None else float(accuracy_target)
     if ic_slice == "auto":
         n_params = count_params(jax.eval_shape(task.model.init, jax.random.key(0)))

@@ -48,6 +48,41 @@ def enable_float64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+FLOAT64_MIN_EPS = 1e-15
+"""Smallest ε for float64 parameters: ≈ 4.5 units in the last place of an O(1) weight."""
+
+
+def min_resolvable_eps(dtype) -> float:
+    """Smallest ε the finite-ε method accepts for parameters of ``dtype``.
+
+    :data:`FLOAT64_EPS_THRESHOLD` (1e-4) for float32, scaled by the machine epsilon for
+    coarser types (float16: 8.2e-4, bfloat16: 6.6e-3); :data:`FLOAT64_MIN_EPS` for float64.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> min_resolvable_eps(jnp.float32), min_resolvable_eps(jnp.float64)
+        (0.0001, 1e-15)
+    """
+    info = jnp.finfo(dtype)
+    if info.bits >= 64:
+        return FLOAT64_MIN_EPS
+    return float(FLOAT64_EPS_THRESHOLD * float(info.eps) / float(jnp.finfo(jnp.float32).eps))
+
+
+def precision_message(eps: float, dtype, where: str) -> str:
+    fix = (
+        "call gdchaos.enable_float64() before creating any array and make the parameters float64 "
+        "(flax: nn.Dense(..., param_dtype=jnp.float64); any pytree: jax.tree.map(lambda a: a.astype(jnp.float64), params)), "
+        "raise eps, or use the tangent method (exact as eps -> 0, float32-safe)"
+    )
+    if jnp.finfo(dtype).bits >= 64:
+        fix = "raise eps: smaller perturbations are rounding noise even in float64"
+    return (
+        f"eps={eps:g} is below what {jnp.dtype(dtype).name} resolves (min {min_resolvable_eps(dtype):g}){where}: "
+        f"perturbations round away; {fix}."
+    )
+
+
 def require_precision(eps, dtype) -> None:
     """Raise :class:`PrecisionError` if ``dtype`` cannot resolve perturbations of size ``eps``.
 
@@ -55,13 +90,9 @@ def require_precision(eps, dtype) -> None:
         >>> import jax.numpy as jnp
         >>> require_precision(1e-2, jnp.float32)  # fine
     """
-    if needs_float64(eps) and jnp.finfo(dtype).bits < 64:
-        raise PrecisionError(
-            f"eps={float(np.min(np.asarray(eps, dtype=float))):g} needs float64 "
-            f"(below {FLOAT64_EPS_THRESHOLD:g}, perturbations round away in {jnp.dtype(dtype).name}); "
-            "call gdchaos.enable_float64() before creating any array, raise eps, "
-            "or use the tangent method (exact as eps -> 0, float32-safe)."
-        )
+    smallest = float(np.min(np.asarray(eps, dtype=float)))
+    if smallest < min_resolvable_eps(dtype):
+        raise PrecisionError(precision_message(smallest, dtype, ""))
 
 
 def nan_mean(a, axis=None) -> np.ndarray:

@@ -11,6 +11,10 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gdchaos.errors import PrecisionError
+from gdchaos.numerics import min_resolvable_eps, precision_message
 
 
 def is_bias(path) -> bool:
@@ -19,13 +23,44 @@ def is_bias(path) -> bool:
     return getattr(last, "key", getattr(last, "name", None)) == "bias"
 
 
+def require_resolvable(eps, params, include_bias: bool = True) -> None:
+    """Raise :class:`PrecisionError` unless every perturbed floating leaf of ``params`` resolves ``eps``.
+
+    Checks the dtype the parameters actually have (arrays or ``jax.ShapeDtypeStruct``, e.g.
+    from ``jax.eval_shape``), not the global x64 flag: flax layers keep float32 parameters
+    after :func:`gdchaos.numerics.enable_float64` unless built with ``param_dtype=jnp.float64``. Leaves
+    named ``bias`` are skipped unless ``include_bias``. A traced ``eps`` is not checked.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> require_resolvable(1e-3, {"kernel": jnp.zeros(2, jnp.float32)})  # fine
+        >>> require_resolvable(1e-8, {"kernel": jnp.zeros(2, jnp.float32)})
+        Traceback (most recent call last):
+        ...
+        gdchaos.errors.PrecisionError: eps=1e-08 is below what float32 resolves (min 0.0001) in leaf 'kernel': ...
+    """
+    if isinstance(eps, jax.core.Tracer):
+        return
+    smallest = float(np.min(np.asarray(eps, dtype=float)))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            continue
+        if not include_bias and is_bias(path):
+            continue
+        name = jax.tree_util.keystr(path, simple=True, separator="/") if path else "params"
+        if smallest < min_resolvable_eps(dtype):
+            raise PrecisionError(precision_message(smallest, dtype, f" in leaf {name!r}"))
+
+
 def box(key: jax.Array, params, eps, n: int, include_bias: bool = False):
     """``n`` perturbed copies of ``params`` stacked after the unperturbed one.
 
     Returns a pytree whose leaves have a leading member axis of size ``n + 1``:
     member 0 is ``params`` itself (the reference), members 1..n are
     θ + U(−ε, ε). ``eps`` may be traced (vmap over ε is fine); the same key gives
-    the same unit directions for every ε.
+    the same unit directions for every ε. A concrete ``eps`` too small for the dtype of
+    a perturbed leaf raises :class:`~gdchaos.errors.PrecisionError` (:func:`require_resolvable`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -33,6 +68,7 @@ def box(key: jax.Array, params, eps, n: int, include_bias: bool = False):
         >>> members["kernel"].shape
         (5, 3)
     """
+    require_resolvable(eps, params, include_bias)
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     treedef = jax.tree.structure(params)
     keys = jax.random.split(key, len(leaves))

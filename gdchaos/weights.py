@@ -420,7 +420,7 @@ def post_learning(
     """
     eta = ensemble.check_grid(eta, n_ic, steps, chunk)
     check(isinstance(t0, (int, np.integer)) and t0 >= 0, f"t0 must be an integer >= 0 (training updates); got {t0!r}")
-    eps = ensemble.check_perturbation(eps, n_perturb, distance)
+    eps = ensemble.check_perturbation(eps, n_perturb, distance, jax.eval_shape(init_params, key), include_bias)
 
     dtype = jnp.result_type(float)
     eta_dev, eps_dev = jnp.asarray(eta, dtype), jnp.asarray(eps, dtype)
