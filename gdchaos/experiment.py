@@ -14,6 +14,7 @@ import xarray as xr
 from gdchaos import ensemble
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
+from gdchaos.errors import check
 from gdchaos.models import count_params
 from gdchaos.numerics import provenance
 from gdchaos.curvature.tracking import run_sharpness
@@ -209,8 +210,14 @@ def add_window_matched_tangent(ds: xr.Dataset) -> xr.Dataset:
     of training; the tangent λ_max averages over the whole run. Averaging the tangent
     log-stretch ln|R_11(t)| over the same window makes the two directly comparable
     (they agree where ε is small enough for the linearization to hold). Needs a
-    Dataset with both methods on the same initial conditions (``method=both``).
+    Dataset with both methods on the same initial conditions (``method=both``) and a
+    tangent run with ``renorm_every = 1`` (with r > 1 the log-stretch of r updates lands
+    on every r-th update, so a window cannot be matched update by update).
     """
+    check(
+        int(ds.attrs.get("tangent_renorm_every", 1)) == 1,
+        f"window-matched tangent exponents need renorm_every=1; this run has {ds.attrs.get('tangent_renorm_every')}",
+    )
     log_stretch = ds.tangent_log_stretch.values  # (eta, ic, step)
     start, length = ds.window_start.values, ds.window_length.values  # (eta, eps, ic)
     csum = np.concatenate([np.zeros(log_stretch.shape[:-1] + (1,)), np.cumsum(log_stretch, axis=-1)], axis=-1)

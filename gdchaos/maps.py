@@ -74,8 +74,9 @@ def tree_sq_norm(tree) -> jax.Array:
 
 
 def tree_all_finite(tree) -> jax.Array:
-    """True iff every entry of every leaf is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+    """True iff every entry of every floating leaf is finite (integer and key leaves are skipped)."""
+    leaves = [leaf for leaf in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])) if leaves else jnp.asarray(True)
 
 
 def _accepted_keys(opt_state, schedules: frozenset) -> tuple[str, ...]:

@@ -87,10 +87,12 @@ def to_dataset(
 def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     """Dataset of a :class:`~gdchaos.lyapunov.tangent_ensemble.TangentResult`.
 
-    Variables: ``tangent_exponents`` (eta, ic, index); ``tangent_loss``,
+    Variables: ``tangent_exponents`` (eta, ic, index), sorted descending; ``tangent_loss``,
     ``tangent_log_stretch`` and the running estimate ``tangent_ftle`` (eta, ic, step);
-    summaries ``lambda_max_tangent``, ``lambda_max_tangent_std`` (eta) and the
-    IC-mean spectrum ``tangent_spectrum`` (eta, index).
+    ``tangent_diverged``, ``tangent_diverged_at`` (eta, ic); summaries
+    ``lambda_max_tangent``, ``lambda_max_tangent_std`` (eta, over the trajectories that did
+    not diverge), ``n_diverged_tangent`` (eta) and the IC-mean spectrum ``tangent_spectrum``
+    (eta, index).
     """
     lam = result.exponents
     n_eta, n_ic, k = lam.shape
@@ -106,9 +108,13 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
             "lambda_max_tangent": (("eta",), nan_mean(lam[..., 0], axis=1)),
             "lambda_max_tangent_std": (("eta",), nan_std(lam[..., 0], axis=1)),
             "tangent_spectrum": (("eta", "index"), nan_mean(lam, axis=1)),
+            "tangent_diverged": (("eta", "ic"), result.diverged),
+            "tangent_diverged_at": (("eta", "ic"), result.diverged_at),
+            "n_diverged_tangent": (("eta",), result.diverged.sum(axis=1)),
         },
         coords=coords,
-        attrs={"tangent_transient": result.transient, "tangent_run_seconds": result.run_seconds,
+        attrs={"tangent_transient": result.transient, "tangent_renorm_every": result.renorm_every,
+               "tangent_run_seconds": result.run_seconds,
                "tangent_compile_seconds": result.compile_seconds, **(attrs or {})},
     )
     ds["tangent_exponents"].attrs["units"] = "nat / update"
