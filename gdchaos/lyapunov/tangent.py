@@ -338,11 +338,10 @@ def lyapunov_spectrum(
 
     def body(state, _):
         state, info = lmap.step(state, hyper)
-        return state, (info.log_stretch, state.averaged)
+        return state, info.log_stretch
 
-    state, (log_stretch, averaged) = jax.lax.scan(body, lmap.init(x0, key), None, length=steps)
-    n = averaged.astype(log_stretch.dtype)[:, None]
-    ftle = jnp.where(n > 0, jnp.cumsum(log_stretch, axis=0) / jnp.maximum(n, 1), jnp.nan)
+    state, log_stretch = jax.lax.scan(body, lmap.init(x0, key), None, length=steps)
+    ftle = running_exponents(log_stretch, transient, renorm_every, axis=0)
     lam = exponents(state)
     order = jnp.argsort(-lam)
     return LyapunovSpectrum(lam[order], ftle[:, order])
