@@ -39,14 +39,14 @@ from gdchaos.curvature.along import _check_eta, _tolerance
 from gdchaos.curvature.eigen import _check_int, _default_key, _pairs, _resolve
 from gdchaos.curvature.hvp import hvp
 from gdchaos.errors import check
-from gdchaos.lyapunov.local import MAX_PARAMS, hessian_matrix
+from gdchaos.lyapunov.local import MAX_PARAMS, hessian_matrix, spectrum_count
 from gdchaos.lyapunov.tangent import lyapunov_spectrum
 
 Params = Any
 
 
-def _verdict(stable) -> np.ndarray | str:
-    out = np.where(np.asarray(stable), "stable", "unstable")
+def _verdict(stable, finite) -> np.ndarray | str:
+    out = np.where(np.asarray(finite), np.where(np.asarray(stable), "stable", "unstable"), "non-finite")
     return str(out) if out.ndim == 0 else out
 
 
@@ -60,8 +60,11 @@ class MinimumStability(NamedTuple):
         stable: ρ < 1.
         n_normal: number of non-flat eigenvalues (dimension of the normal space).
         n_negative: number of eigenvalues below −tol (> 0: a saddle, not a minimum).
+        finite: the Hessian spectrum is finite. Non-finite parameters or curvature (a
+            diverged run) give NaN for ρ, λ_max and η*, counts of −1, ``stable = False``
+            and the verdict ``"non-finite"``: never "stable".
 
-    ``verdict`` is ``"stable"`` or ``"unstable"`` (an array of them when batched).
+    ``verdict`` is ``"stable"``, ``"unstable"`` or ``"non-finite"`` (an array of them when batched).
     """
 
     spectral_radius: jax.Array
@@ -70,10 +73,11 @@ class MinimumStability(NamedTuple):
     stable: jax.Array
     n_normal: jax.Array
     n_negative: jax.Array
+    finite: jax.Array
 
     @property
     def verdict(self):
-        return _verdict(self.stable)
+        return _verdict(self.stable, self.finite)
 
 
 class SGDStability(NamedTuple):
@@ -85,8 +89,11 @@ class SGDStability(NamedTuple):
         ftle: ``(steps, k)`` finite-time estimates after each step (NaN during the transient).
         stable: λ(θ*) < 0.
         n_normal: dimension of the normal space (number of non-flat Hessian eigenvalues).
+        finite: the parameters, their Hessian and the top exponent are finite (−inf, a
+            perturbation annihilated, counts as finite); where not, the exponents are NaN,
+            ``stable = False``, ``n_normal = −1`` and the verdict is ``"non-finite"``.
 
-    ``verdict`` is ``"stable"`` or ``"unstable"``.
+    ``verdict`` is ``"stable"``, ``"unstable"`` or ``"non-finite"``.
     """
 
     exponent: jax.Array
@@ -94,10 +101,11 @@ class SGDStability(NamedTuple):
     ftle: jax.Array
     stable: jax.Array
     n_normal: jax.Array
+    finite: jax.Array
 
     @property
     def verdict(self):
-        return _verdict(self.stable)
+        return _verdict(self.stable, self.finite)
 
 
 def minimum_stability(
@@ -138,16 +146,19 @@ def minimum_stability(
 @functools.partial(jax.jit, static_argnums=(1, 3))
 def _verdicts(values, n, eta, rtol):
     tol = _tolerance(values, n, rtol)
+    finite = jnp.all(jnp.isfinite(values))
     normal = jnp.abs(values) > tol
     rho = jnp.max(jnp.where(normal, jnp.abs(1.0 - eta * values), 0.0))
     lam_max = values[-1]
+    nan = jnp.asarray(jnp.nan, values.dtype)
     return MinimumStability(
-        spectral_radius=rho,
-        sharpness=lam_max,
-        critical_eta=jnp.where(lam_max > tol, 2.0 / jnp.where(lam_max > tol, lam_max, 1.0), jnp.inf),
-        stable=rho < 1.0,
-        n_normal=jnp.sum(normal),
-        n_negative=jnp.sum(values < -tol),
+        spectral_radius=jnp.where(finite, rho, nan),
+        sharpness=jnp.where(finite, lam_max, nan),
+        critical_eta=jnp.where(finite, jnp.where(lam_max > tol, 2.0 / jnp.where(lam_max > tol, lam_max, 1.0), jnp.inf), nan),
+        stable=finite & (rho < 1.0),
+        n_normal=spectrum_count(normal, values),
+        n_negative=spectrum_count(values < -tol, values),
+        finite=finite,
     )
 
 
@@ -211,18 +222,22 @@ def sgd_stability(
     key = jax.random.key(0) if key is None else key
     rtol = None if rtol is None else float(rtol)
     static = (loss_fn, batch_size, steps, transient, k, normal, rtol)
-    lam, ftle, n_normal = _random_product(*static, params, x, y, eta, key)
-    return SGDStability(lam[0], lam, ftle, lam[0] < 0, n_normal)
+    lam, ftle, n_normal, ok = _random_product(*static, params, x, y, eta, key)
+    finite = ok & ~jnp.isnan(lam[0]) & (lam[0] < jnp.inf)
+    lam, ftle = jnp.where(finite, lam, jnp.nan), jnp.where(finite, ftle, jnp.nan)
+    return SGDStability(lam[0], lam, ftle, finite & (lam[0] < 0), jnp.where(finite, n_normal, -1), finite)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
 def _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, params, x, y, eta, key):
-    """Top-k exponents of δ ↦ P_N(δ − ηH_B δ) (compiled once per ``loss_fn`` and static options)."""
+    """Top-k exponents of δ ↦ P_N(δ − ηH_B δ) and whether the parameters and Hessian are finite (compiled once per ``loss_fn`` and static options)."""
     flat, unravel = ravel_pytree(params)
     n, n_samples = flat.size, x.shape[0]
     k_batch, k_basis = jax.random.split(key)
+    ok = jnp.all(jnp.isfinite(flat))
     if normal:
         values, vecs = jnp.linalg.eigh(hessian_matrix(lambda p: loss_fn(p, x, y), params))
+        ok = ok & jnp.all(jnp.isfinite(values))
         keep = jnp.abs(values) > _tolerance(values, n, rtol)
         basis = vecs.T  # rows
         n_normal = jnp.sum(keep)
@@ -248,4 +263,4 @@ def _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, para
     lam, ftle = lyapunov_spectrum(
         step, (jnp.zeros_like(flat), k_batch), {"learning_rate": eta}, steps, k, transient=transient, key=k_basis
     )
-    return lam, ftle, n_normal
+    return lam, ftle, n_normal, ok

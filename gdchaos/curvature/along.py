@@ -42,7 +42,7 @@ from gdchaos.curvature.eigen import (
     resolve_method,
 )
 from gdchaos.errors import check
-from gdchaos.lyapunov.local import gd_local_exponents, zero_tolerance
+from gdchaos.lyapunov.local import gd_local_exponents, spectrum_count, zero_tolerance
 
 Params = Any
 
@@ -63,6 +63,8 @@ class CurvatureInfo(NamedTuple):
         mean_overlap_positive: mean |cos(∇L, v_i)| over eigenvectors with λ_i > 0 (NaN if none).
         mean_overlap_negative: the same over λ_i < 0.
         grad_norm: ‖∇L‖₂.
+        finite: the eigenvalues are finite; where not (NaN or inf parameters or curvature),
+            every count is −1 and the eigenvalues NaN, never a count taken from NaN.
 
     Counts and means run over all N eigenpairs (``method="full"``) or over the 2k
     computed extreme ones (``"lanczos"``). Overlaps are NaN where ∇L = 0.
@@ -78,6 +80,7 @@ class CurvatureInfo(NamedTuple):
     mean_overlap_positive: jax.Array
     mean_overlap_negative: jax.Array
     grad_norm: jax.Array
+    finite: jax.Array
 
 
 class Subspace(NamedTuple):
@@ -240,14 +243,15 @@ def _info(values, vecs, g, eta, k, rtol):
     return CurvatureInfo(
         top=values[top_idx],
         bottom=values[:k],
-        n_positive=jnp.sum(positive),
-        n_negative=jnp.sum(negative),
-        n_chaotic=jnp.sum(chaotic),
+        n_positive=spectrum_count(positive, values),
+        n_negative=spectrum_count(negative, values),
+        n_chaotic=spectrum_count(chaotic, values),
         overlap_top=cos[top_idx],
         overlap_bottom=cos[:k],
         mean_overlap_positive=mean_over(positive),
         mean_overlap_negative=mean_over(negative),
         grad_norm=gnorm,
+        finite=jnp.all(jnp.isfinite(values)),
     )
 
 

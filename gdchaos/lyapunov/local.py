@@ -39,6 +39,8 @@ class LocalExponents(NamedTuple):
         n_chaotic: number of locally chaotic directions (λ_i ≤ 0 or λ_i ≥ 2/η).
         n_positive: number of λ_i > 0.
         n_negative: number of λ_i < 0.
+        finite: the spectrum is finite. Non-finite parameters or curvature give NaN
+            eigenvalues and exponents, ``finite = False`` and counts of −1, never a count.
 
     Eigenvalues within :func:`zero_tolerance` of 0 count as exactly 0 in the counts.
     """
@@ -48,6 +50,7 @@ class LocalExponents(NamedTuple):
     n_chaotic: jax.Array
     n_positive: jax.Array
     n_negative: jax.Array
+    finite: jax.Array
 
 
 def _check_size(params, max_params: int) -> int:
@@ -104,17 +107,30 @@ def zero_tolerance(eigenvalues, rtol=None) -> jax.Array:
     return rtol * jnp.max(jnp.abs(lam), axis=-1, keepdims=True)
 
 
+def spectrum_count(mask, eigenvalues) -> jax.Array:
+    """Σ mask over the last axis, or −1 where the spectrum has a non-finite eigenvalue (no count from NaN).
+
+    Example:
+        >>> spectrum_count(jnp.array([[True, True], [True, False]]), jnp.array([[1.0, 2.0], [jnp.nan, 1.0]])).tolist()
+        [2, -1]
+    """
+    finite = jnp.all(jnp.isfinite(jnp.asarray(eigenvalues)), axis=-1)
+    return jnp.where(finite, jnp.sum(mask, axis=-1), -1)
+
+
 def chaotic_count(eigenvalues, eta, rtol=None) -> jax.Array:
-    """Number of locally chaotic directions, λ_i ≤ 0 or λ_i ≥ 2/η, over the last axis.
+    """Number of locally chaotic directions, λ_i ≤ 0 or λ_i ≥ 2/η, over the last axis (−1 for a non-finite spectrum).
 
     λ_i within :func:`zero_tolerance` of 0 count as 0 (chaotic, μ_i = 0: marginal).
 
     Example:
         >>> int(chaotic_count(jnp.array([-1.0, 0.5, 3.0]), eta=1.0))
         2
+        >>> int(chaotic_count(jnp.array([jnp.nan, 0.5, 3.0]), eta=1.0))
+        -1
     """
     lam = jnp.asarray(eigenvalues)
-    return jnp.sum((lam <= zero_tolerance(lam, rtol)) | (eta * lam >= 2.0), axis=-1)
+    return spectrum_count((lam <= zero_tolerance(lam, rtol)) | (eta * lam >= 2.0), lam)
 
 
 def _summarize(eig, eta, rtol=None) -> LocalExponents:
@@ -123,8 +139,9 @@ def _summarize(eig, eta, rtol=None) -> LocalExponents:
         eigenvalues=eig,
         exponents=gd_local_exponents(eig, eta),
         n_chaotic=chaotic_count(eig, eta, rtol),
-        n_positive=jnp.sum(eig > tol, axis=-1),
-        n_negative=jnp.sum(eig < -tol, axis=-1),
+        n_positive=spectrum_count(eig > tol, eig),
+        n_negative=spectrum_count(eig < -tol, eig),
+        finite=jnp.all(jnp.isfinite(eig), axis=-1),
     )
 
 
