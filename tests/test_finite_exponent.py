@@ -209,3 +209,27 @@ def test_steps_shorter_than_the_window_grid_is_a_config_error():
         finite_exponents(np.ones((2, 3, 150)))
     with pytest.raises(ConfigError, match="member, step"):
         finite_exponents(np.ones(300))
+
+
+def test_filters_that_remove_everything_say_which_and_what_they_saw():
+    """Λ = 0.03 everywhere (below the Iris-tuned 0.05): a warning names the Λ filter and the largest Λ."""
+    import warnings
+
+    from gdchaos.lyapunov.finite import FilterWarning, finite_exponents, summarize
+
+    t = np.arange(STEPS)
+    d = 1e-8 * np.exp(np.array([0.02, 0.03])[:, None, None] * t) * np.ones((1, 3, 1))  # (ic, member, step)
+    fe = finite_exponents(d)
+    with pytest.warns(FilterWarning, match=r"R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 \(largest Λ seen 0.03,"):
+        s = summarize(fe)
+    assert s["rho"] == 0 and np.isnan(s["lambda_nmle"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summarize(finite_exponents(d, min_exponent=0.01))  # something kept: silent
+
+
+def test_no_valid_exponent_is_explained():
+    from gdchaos.lyapunov.finite import FilterWarning, finite_exponents, summarize
+
+    with pytest.warns(FilterWarning, match="no initial condition has a finite exponent"):
+        summarize(finite_exponents(np.zeros((2, 3, STEPS))))

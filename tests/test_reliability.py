@@ -1,5 +1,6 @@
 """Long sweeps survive interruption, bad results files and blow-up; runs are reproducible."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -151,7 +152,8 @@ def test_same_seed_is_bitwise_reproducible_and_first_ics_do_not_depend_on_n_ic(i
 
 def test_exploding_members_are_flagged_counted_and_never_warn(tmp_path):
     # cross-entropy (log-softmax) stays finite at any η on Iris; MSE through tanh blows up at η ≥ 50
-    cfg = compose_with("eta=[20.0,50.0,100.0]", "loss=mse", "model.activation=tanh", "n_ic=4",
+    # η = 300 blows up at step 44 here, inside the fit windows (they end at steps 20..50)
+    cfg = compose_with("eta=[20.0,50.0,100.0,300.0]", "loss=mse", "model.activation=tanh", "n_ic=4",
                        "steps=60", "chunk=30", "eps=1e-6", *SHRINK)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -162,7 +164,44 @@ def test_exploding_members_are_flagged_counted_and_never_warn(tmp_path):
     assert np.all((at >= 0) == dead)
     np.testing.assert_array_equal(ds.n_diverged.values, dead.sum(axis=(-2, -1)))
     assert np.isnan(ds.loss.values[dead]).any(axis=-1).all(), "records after divergence are NaN"
-    assert np.all(np.isfinite(ds.lambda_all.values) | (ds.n_kept.values == 0) | np.isnan(ds.lambda_all.values))
+    # records are taken at θ_t before update t: finite before the diverging update, NaN after it
+    steps = ds.sizes["step"]
+    for idx in np.ndindex(at.shape):
+        end = at[idx] if at[idx] >= 0 else steps
+        for name in ("loss", "accuracy", "distance"):
+            rec = ds[name].values[idx]
+            assert np.all(np.isfinite(rec[:end])), (name, idx)
+            assert np.all(np.isnan(rec[end + 1:])), (name, idx)
+    # Λ by hand: y = ln(mean over the finite perturbed members' distances), least squares over
+    # every window [s, s + L] of the (shrunk) grid without a NaN, best R²; λ means skip nothing finite
+    starts, lengths = range(0, 11, 5), range(20, 41, 5)
+    dist = ds.distance.values[..., 1:, :]  # perturbed members only
+    alive = np.isfinite(dist)
+    count = alive.sum(axis=-2)
+    mean = np.where(count > 0, np.where(alive, dist, 0.0).sum(axis=-2) / np.maximum(count, 1), np.nan)
+    y = np.log(mean)
+    lam = np.full(dead.shape[:-1], np.nan)
+
+    def fit(series, s_, n_):  # (R², slope) over the points s_..s_+n_, None if one is not finite
+        t = np.arange(s_, s_ + n_ + 1)
+        if not np.all(np.isfinite(series[t])):
+            return None
+        return np.corrcoef(t, series[t])[0, 1] ** 2, np.polyfit(t, series[t], 1)[0]
+
+    for idx in np.ndindex(lam.shape):
+        best = max(f for f in (fit(y[idx], s_, n_) for s_, n_ in itertools.product(starts, lengths)) if f)
+        # R² ≈ 1 for clean exponential growth, so near-ties may pick another window: check the one picked
+        chosen = fit(y[idx], int(ds.window_start.values[idx]), int(ds.window_length.values[idx]))
+        assert chosen is not None, "the chosen window holds no NaN"
+        np.testing.assert_allclose(ds.r2.values[idx], chosen[0], rtol=1e-9)
+        assert chosen[0] >= best[0] - 1e-9
+        lam[idx] = chosen[1]
+    assert (at[dead] < 50).any(), "some group dies inside the window grid, so NaN windows are skipped"
+    np.testing.assert_allclose(ds.exponent.values, lam, rtol=1e-8)
+    np.testing.assert_allclose(ds.lambda_all.values, lam.mean(axis=-1), rtol=1e-8)
+    kept = (ds.r2.values > 0.9) & (lam > 0.05)
+    np.testing.assert_array_equal(ds.kept.values, kept)
+    np.testing.assert_allclose(ds.lambda_nmle.values, np.nanmean(np.where(kept, lam, np.nan), axis=-1), rtol=1e-8)
     assert (tmp_path / "figures" / "summary.png").stat().st_size > 0
 
 

@@ -14,6 +14,8 @@ from gdchaos import maps
 from gdchaos.errors import ConfigError
 from gdchaos.lyapunov.tangent import dimension, exponents, lyapunov_spectrum, running_exponents, tangent_map
 
+from conftest import fast_key
+
 EIGS = np.array([0.5, 1.0, 2.0, 3.5, 6.0])
 ROT = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))[0]
 A = jnp.asarray(ROT @ np.diag(EIGS) @ ROT.T)
@@ -111,12 +113,59 @@ def _logistic_regression():
 
 
 def test_adam_runs_through_the_wrapper():
+    """Adam's full spectrum against two independent answers.
+
+    1. Exact sum: one Adam step maps (m, v, θ) → (β1 m + (1−β1) g, β2 v + (1−β2) g², θ − η φ(m', v'))
+       with g = ∇L(θ). That is a block-triangular map with diagonal blocks β1 I, β2 I, I followed
+       by a shear, so det J = (β1 β2)^n at every step and Σλ = n ln(β1 β2) exactly (n = 5).
+    2. Each exponent: the T-step Jacobian M from central finite differences (float64, no AD),
+       then λ_i = (1/T) ln |R_ii| of QR(M Q0) with Q0 the wrapper's initial basis.
+    """
     loss, x, y = _logistic_regression()
     adam = maps.from_optax(optax.adam, loss, x, y)
+    hyper, steps, b1, b2 = {"learning_rate": 1e-2}, 50, 0.9, 0.999
     state = adam.init({"w": jnp.ones(5) * 0.1})
     assert dimension(state) == 15  # θ, m, v (Adam's integer count is carried)
-    lam, _ = lyapunov_spectrum(adam.step, state, {"learning_rate": 1e-2}, 50, k=15)
-    assert np.all(np.isfinite(lam)) and np.all(np.diff(lam) <= 0)
+
+    def advance(s, n):
+        return jax.lax.fori_loop(0, n, lambda _, s: adam.step(s, hyper)[0], s)
+
+    # a few updates first so that v > 0: central differences of v at v = 0 would take √(v < 0)
+    state = jax.jit(advance, static_argnums=1)(state, 10)
+    key, lmap = fast_key(0), tangent_map(adam.step, k=15)
+
+    @jax.jit
+    def spectrum_and_start(s):
+        return lyapunov_spectrum(adam.step, s, hyper, steps, k=15, key=key).exponents, lmap.init(s, key).basis
+
+    lam, basis0 = spectrum_and_start(state)
+    q0 = np.concatenate([np.asarray(v).reshape(15, -1) for v in jax.tree.leaves(basis0)], axis=1)
+    assert np.all(np.isfinite(lam))
+    np.testing.assert_allclose(np.sum(lam), 5 * np.log(b1 * b2), rtol=1e-9)
+
+    def flat(s):  # (θ, m, v), the order of the wrapper's tangent vectors
+        adam_state = s.opt_state.inner_state[0]
+        return jnp.concatenate([s.params["w"], adam_state.mu["w"], adam_state.nu["w"]])
+
+    def unflat(z):
+        inner = state.opt_state.inner_state
+        adam_state = inner[0]._replace(mu={"w": z[5:10]}, nu={"w": z[10:]})
+        return state._replace(params={"w": z[:5]},
+                              opt_state=state.opt_state._replace(inner_state=(adam_state, *inner[1:])))
+
+    z0 = flat(state)
+    h = 1e-4 * jnp.abs(z0)  # relative steps: v is ~1e-6 in some coordinates
+
+    @jax.jit
+    def jacobian_by_differences(z0, h):
+        run = lambda z: flat(advance(unflat(z), steps))
+        return jax.vmap(lambda e, he: (run(z0 + he * e) - run(z0 - he * e)) / (2 * he))(jnp.eye(15), h).T
+
+    m = np.asarray(jacobian_by_differences(z0, h))
+    r = np.linalg.qr(m @ q0.T, mode="r")
+    expected = np.sort(np.log(np.abs(np.diag(r))) / steps)[::-1]
+    np.testing.assert_allclose(lam, expected, atol=1e-7)
+    assert lam[0] > 0.05 and lam[-1] < -0.1  # a spread spectrum, not a degenerate one
 
 
 def test_sgd_key_is_carried_not_differentiated():

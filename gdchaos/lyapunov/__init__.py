@@ -8,6 +8,7 @@
 """
 
 from gdchaos.lyapunov.finite import (
+    FilterWarning,
     FiniteExponents,
     WindowFit,
     best_window_fit,
@@ -23,6 +24,7 @@ from gdchaos.lyapunov.local import hessian_matrix, hessian_spectrum, zero_tolera
 from gdchaos.lyapunov.tangent import LyapunovInfo, LyapunovSpectrum, default_dynamical, dimension, running_exponents
 
 __all__ = [
+    "FilterWarning",
     "FiniteExponents",
     "LocalExponents",
     "LyapunovState",

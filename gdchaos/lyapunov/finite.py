@@ -17,6 +17,7 @@ sums (O(1) per window), so a sweep of thousands of series fits in milliseconds.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -52,6 +53,7 @@ class FiniteExponents(NamedTuple):
         exponent: Λ per initial condition (NaN where the series is invalid).
         r2, start, length: the best window's R², first step and span.
         kept: Λ passed the R² and Λ filters.
+        min_r2, min_exponent: the filters' thresholds (kept: R² > min_r2 and Λ > min_exponent).
     """
 
     exponent: np.ndarray
@@ -59,6 +61,40 @@ class FiniteExponents(NamedTuple):
     start: np.ndarray
     length: np.ndarray
     kept: np.ndarray
+    min_r2: float = 0.9
+    min_exponent: float = 0.05
+
+
+class FilterWarning(UserWarning):
+    """The finite-exponent filters removed every initial condition."""
+
+
+def explain_empty(exponents: FiniteExponents) -> str | None:
+    """Why no Λ was kept anywhere, naming the filter and the largest values seen; None if some Λ was kept.
+
+    Example:
+        >>> fe = FiniteExponents(np.array([0.01, 0.03]), np.array([0.99, 0.95]), np.zeros(2), np.zeros(2),
+        ...                      np.array([False, False]))
+        >>> print(explain_empty(fe))
+        no initial condition passed the finite-exponent filters: R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 (largest Λ seen 0.03, R² 0.95); lower min_exponent (lyapunov.min_exponent) or min_r2 if this task's exponents are smaller: the defaults are tuned on Iris
+    """
+    if np.any(exponents.kept):
+        return None
+    lam, r2 = np.asarray(exponents.exponent, float), np.asarray(exponents.r2, float)
+    valid = np.isfinite(lam)
+    n = lam.size
+    if not valid.any():
+        return (f"no initial condition has a finite exponent (all {n} distance series are zero or non-finite "
+                "in every fit window): check for diverged members and that eps > 0 perturbs the parameters")
+    by_r2 = int(np.sum(valid & ~(r2 > exponents.min_r2)))
+    by_lam = int(np.sum(valid & ~(lam > exponents.min_exponent)))
+    i = int(np.nanargmax(np.where(valid, lam, -np.inf)))
+    return (
+        f"no initial condition passed the finite-exponent filters: R² > {exponents.min_r2:g} removed {by_r2} of "
+        f"{n}, Λ > {exponents.min_exponent:g} removed {by_lam} of {n} (largest Λ seen {lam.flat[i]:.3g}, "
+        f"R² {r2.flat[i]:.3g}); lower min_exponent (lyapunov.min_exponent) or min_r2 if this task's exponents "
+        "are smaller: the defaults are tuned on Iris"
+    )
 
 
 def window_grid(starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +200,7 @@ def finite_exponents(
         y = np.log(np.where(mean > 0, mean, np.nan))
     fit = best_window_fit(y, starts, lengths)
     kept = np.isfinite(fit.slope) & (fit.r2 > min_r2) & (fit.slope > min_exponent)
-    return FiniteExponents(fit.slope, fit.r2, fit.start, fit.length, kept)
+    return FiniteExponents(fit.slope, fit.r2, fit.start, fit.length, kept, float(min_r2), float(min_exponent))
 
 
 def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarray]:
@@ -172,8 +208,13 @@ def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarra
 
     Where no Λ is kept, λ_nMLE and its std are NaN and ρ = 0. ``lambda_all`` is the
     mean best-window slope of every valid initial condition, filters ignored: ≈ 0
-    where distances neither grow nor shrink.
+    where distances neither grow nor shrink. When the filters removed every initial
+    condition of every cell, a :class:`FilterWarning` says which filter and the largest
+    Λ it saw (:func:`explain_empty`).
     """
+    why = explain_empty(exponents)
+    if why is not None:
+        warnings.warn(why, FilterWarning, stacklevel=2)
     kept = exponents.kept
     lam = np.where(kept, exponents.exponent, np.nan)
     n_kept = kept.sum(axis=axis)
