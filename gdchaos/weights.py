@@ -374,7 +374,7 @@ def _compiled_members(n_perturb: int, include_bias: bool):
         state = jax.vmap(per_eps, in_axes=(None, None, 0))(eps, perturb_keys, states)
         n_eta, n_ic = jax.tree.leaves(states)[0].shape[:2]
         shape = (n_eta, eps.shape[0], n_ic, n_perturb + 1)
-        return ensemble._Carry(state, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32))
+        return ensemble.EnsembleCarry(state, jnp.zeros(shape, bool), jnp.full(shape, -1, jnp.int32))
 
     return jax.jit(members)
 

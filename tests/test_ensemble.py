@@ -227,7 +227,7 @@ def test_diverged_members_are_frozen_in_the_state():
     tmap = growth_map(blow_at=10)
     params = jnp.array([[1.0, 1.0], [1.001, 1.0], [1.0, 1.001], [1.002, 1.0]])
     state = jax.vmap(tmap.init)(params)._replace(count=jnp.full(4, 10, jnp.int32))
-    step = jax.jit(ensemble._group_step(tmap, None, "l1"))
+    step = jax.jit(ensemble.group_step(tmap, None, "l1"))
     hyper = {"learning_rate": jnp.asarray(0.1)}
     carry, rec1 = step((state, jnp.zeros(4, bool), jnp.full(4, -1, jnp.int32)), hyper)
     new_state, dead, dead_at = carry
@@ -369,3 +369,21 @@ def test_sharded_run_equals_single_device(iris_task):
     a = run(iris_task, eta=ETAS, eps=EPSS, devices=devices[:1])
     b = run(iris_task, eta=ETAS, eps=EPSS, devices=devices)
     np.testing.assert_array_equal(a.records["distance"], b.records["distance"])
+
+
+def test_final_state_continues_the_run():
+    """run(steps=20) equals run(steps=12) continued for 8 updates from its final_state with advance()."""
+    import jax.numpy as jnp
+
+    from gdchaos import maps
+
+    a = jnp.array([0.5, 2.5])
+    tmap = maps.gd(lambda p, x, y: 0.5 * jnp.sum(a * jnp.sin(p) ** 2), jnp.zeros((1, 2)), jnp.zeros(1))
+    init = lambda key: jax.random.normal(key, (2,))
+    kw = dict(eta=[0.5, 1.5], eps=[1e-6], n_ic=2, n_perturb=2, key=jax.random.key(0), progress=False)
+    whole = ensemble.run(tmap, init, steps=20, **kw)
+    part = ensemble.run(tmap, init, steps=12, **kw)
+    hyper = ensemble.eta_hyper(jnp.asarray([0.5, 1.5]), None)
+    carry, records, _, _ = ensemble.advance(tmap, part.final_state, hyper, n_ic=2, steps=8, progress=False)
+    np.testing.assert_allclose(records["distance"], whole.records["distance"][..., 12:], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(np.asarray(carry.state.params), np.asarray(whole.final_state.state.params), rtol=1e-12)
