@@ -6,7 +6,14 @@ scanned program; finite network Lyapunov exponents, ρ and training times come o
 as labelled arrays. Around them: tangent-space Lyapunov spectra, Hessian curvature
 and the edge of stability, toy gradient maps, loss time-series tests, weight-level
 diagnostics and the edge-of-chaos phase diagram.
+
+Importing gdchaos loads JAX, optax and flax, nothing heavier: ``experiment`` and
+``results`` (xarray, pandas) and ``timeseries`` (scipy) load on first use of them or
+of a name they export, and matplotlib loads only when a figure is drawn. Importing
+gdchaos changes no global state (no matplotlib backend, no JAX flags).
 """
+
+import importlib
 
 from gdchaos import (
     cgd,
@@ -23,9 +30,7 @@ from gdchaos import (
     models,
     perturb,
     plots,
-    results,
     stability,
-    timeseries,
     toymaps,
     weights,
 )
@@ -43,12 +48,10 @@ from gdchaos.curvature import (
 from gdchaos.directions import perturb_along, strategy_distances
 from gdchaos.edge_of_chaos import chaos_boundary, mean_field, separation_heatmap, track_training
 from gdchaos.stability import minimum_stability, sgd_stability
-from gdchaos.timeseries import autocorrelation, kantz, surrogate_band
 from gdchaos.toymaps import lyapunov_vs_eta, orbit_diagram
 from gdchaos.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
 from gdchaos.ensemble import EnsembleResult
 from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError
-from gdchaos.experiment import add_window_matched_tangent, finite_sweep, sharpness_sweep, tangent_sweep
 from gdchaos.lyapunov import (
     FiniteExponents,
     best_window_fit,
@@ -66,6 +69,33 @@ from gdchaos.task import Task, build_task
 from gdchaos.training_time import first_passage
 
 __version__ = "0.1.0"
+
+_LAZY_MODULES = frozenset({"experiment", "results", "timeseries"})
+_LAZY_NAMES = {
+    "add_window_matched_tangent": "experiment",
+    "finite_sweep": "experiment",
+    "sharpness_sweep": "experiment",
+    "tangent_sweep": "experiment",
+    "autocorrelation": "timeseries",
+    "kantz": "timeseries",
+    "surrogate_band": "timeseries",
+}
+
+
+def __getattr__(name: str):
+    """Load the heavy submodules (and the names they export) on first use (PEP 562)."""
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"gdchaos.{name}")
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"gdchaos.{_LAZY_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gdchaos' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_NAMES))
+
 
 __all__ = [
     "ConfigError",

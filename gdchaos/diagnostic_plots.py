@@ -2,20 +2,19 @@
 
 Each function takes the output of :mod:`gdchaos.weights` or :mod:`gdchaos.timeseries`
 and returns a matplotlib Figure.
+
+As in :mod:`gdchaos.plots`: importing this module loads no matplotlib and selects no
+backend; a figure function loads pyplot on first use and returns a pyplot figure
+under the user's backend (pyplot-free Agg figures inside ``gdchaos.plots._for_files``).
 """
 
 from __future__ import annotations
 
-import matplotlib
+import jax
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from gdchaos.errors import check  # noqa: E402
+from gdchaos.errors import check
+from gdchaos.plots import _subplots
 
 
 def _leaf_name(path) -> str:
@@ -38,9 +37,12 @@ def plot_ablation(importance, *, title: str = "", relative: bool = False):
         >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
         ['layer0/kernel']
     """
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.ticker import MaxNLocator
+
     panels = [(name, leaf) for name, leaf in _named_leaves(importance) if leaf.ndim == 2]
     check(bool(panels), "importance has no 2-D leaves (kernels) to draw; pass the result of ablation_importance")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True, squeeze=False)
     for ax, (name, leaf) in zip(axes[0], panels):
         m = leaf.T
         finite = m[np.isfinite(m)]
@@ -69,7 +71,7 @@ def plot_displacement(displacement, *, title: str = ""):
         >>> fig.axes[0].get_xlabel()
         'displacement Δw = |w(T) − w(0)| / |w(0)|'
     """
-    fig, ax = plt.subplots(figsize=(5.2, 4.2), constrained_layout=True)
+    fig, ax = _subplots(figsize=(5.2, 4.2), constrained_layout=True)
     rel = dict(_named_leaves(displacement.relative))
     path = dict(_named_leaves(displacement.path_length))
     for i, name in enumerate(rel):
@@ -105,7 +107,7 @@ def plot_regime_gallery(eta, trajectory, *, labels: dict | None = None, title: s
     eta = np.atleast_1d(np.asarray(eta, np.float64))
     loss, norm = np.asarray(trajectory.loss), np.asarray(trajectory.weight_norm)
     labels = labels or {}
-    fig, axes = plt.subplots(2, eta.size, figsize=(4.2 * eta.size, 6.0), constrained_layout=True, squeeze=False,
+    fig, axes = _subplots(2, eta.size, figsize=(4.2 * eta.size, 6.0), constrained_layout=True, squeeze=False,
                              sharex="col")
     steps = np.arange(loss.shape[-1])
     for c, e in enumerate(eta):
@@ -138,7 +140,7 @@ def plot_acf(acf, band=None, *, title: str = "", level: float = 0.95):
     """
     acf = np.asarray(acf)
     lags = np.arange(acf.shape[-1])
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    fig, ax = _subplots(figsize=(5.5, 3.6), constrained_layout=True)
     if band is not None:
         ax.fill_between(lags[1:], np.asarray(band.lower)[1:], np.asarray(band.upper)[1:], color="0.8",
                         label=f"{level:.0%} band of shuffled surrogates")
@@ -168,7 +170,7 @@ def plot_kantz(result, *, title: str = ""):
         3
     """
     r = result
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    fig, axes = _subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     k = r.steps
     ax = axes[0]
     ax.plot(k, r.curve, "o-", color="k", ms=3, label="S(k)")
@@ -231,7 +233,7 @@ def plot_post_learning(result, *, eta_index: int = 0, eps_index: int = 0, n_ic: 
     dist = np.asarray(result.records["distance"])[eta_index, eps_index]
     loss = np.asarray(result.records["loss"])[eta_index, eps_index]
     n = min(n_ic, dist.shape[0])
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(4.2 * n, 3.6), constrained_layout=True, squeeze=False)
     t = result.t0 + np.arange(dist.shape[-1])
     for i, ax in enumerate(axes[0]):
         d = dist[i, 1:]

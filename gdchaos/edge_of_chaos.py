@@ -62,7 +62,7 @@ _LEGENDRE_NODES = 64
 _FIELD_CUTOFF = 30.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
 def _nodes():
     z, wz = np.polynomial.hermite_e.hermegauss(_HERMITE_NODES)
     wz = wz / np.sqrt(2 * np.pi)

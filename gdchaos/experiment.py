@@ -184,7 +184,7 @@ def sharpness_sweep(
     result = run_sharpness(
         task.tmap,
         task.model.init,
-        lambda p: task.loss_fn(p, x, y),
+        task.train_loss or (lambda p: task.loss_fn(p, x, y)),
         eta=eta,
         n_ic=n_ic,
         steps=steps,

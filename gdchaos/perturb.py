@@ -29,7 +29,8 @@ def require_resolvable(eps, params, include_bias: bool = True) -> None:
     Checks the dtype the parameters actually have (arrays or ``jax.ShapeDtypeStruct``, e.g.
     from ``jax.eval_shape``), not the global x64 flag: flax layers keep float32 parameters
     after :func:`gdchaos.numerics.enable_float64` unless built with ``param_dtype=jnp.float64``. Leaves
-    named ``bias`` are skipped unless ``include_bias``. A traced ``eps`` is not checked.
+    named ``bias`` are skipped unless ``include_bias``. A traced ``eps`` is not checked, nor
+    ε = 0 (no perturbation).
 
     Example:
         >>> import jax.numpy as jnp
@@ -41,7 +42,10 @@ def require_resolvable(eps, params, include_bias: bool = True) -> None:
     """
     if isinstance(eps, jax.core.Tracer):
         return
-    smallest = float(np.min(np.asarray(eps, dtype=float)))
+    eps = np.asarray(eps, dtype=float)
+    if not np.any(eps > 0):
+        return  # ε = 0: no perturbation to resolve
+    smallest = float(np.min(eps[eps > 0]))
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         dtype = getattr(leaf, "dtype", None)
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):

@@ -209,12 +209,13 @@ def _track(cfg):
 
 
 def _pyplot():
-    import matplotlib
+    """A pyplot stand-in whose ``subplots`` draws pyplot-free Agg figures: this CLI only writes files, and
+    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.plots`)."""
+    from types import SimpleNamespace
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gdchaos.plots import _agg_subplots
 
-    return plt
+    return SimpleNamespace(subplots=_agg_subplots)
 
 
 def phase_figure(ds):

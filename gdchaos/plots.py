@@ -2,20 +2,73 @@
 
 Each function takes the Dataset from :func:`gdchaos.results.to_dataset` (or
 ``results.load``) and returns a matplotlib Figure; :func:`save_all` writes the set.
+
+Importing gdchaos loads neither matplotlib nor pyplot and never selects a backend.
+A figure function called directly loads pyplot on first use and returns a pyplot
+figure under *your* backend (``plt.show()``, notebooks' inline display and
+``fig.savefig`` work as usual). :func:`save_all` (the sweep CLI's figure writer)
+draws pyplot-free ``matplotlib.figure.Figure`` objects on an Agg canvas instead:
+no GUI, no figure registry, no global state, whatever the backend.
+
+Example:
+    >>> import matplotlib, tempfile
+    >>> backend = matplotlib.get_backend()
+    >>> with _for_files():
+    ...     fig, ax = _subplots(figsize=(2, 2))
+    >>> fig.canvas.manager is None, type(fig.canvas).__name__
+    (True, 'FigureCanvasAgg')
+    >>> [p.name for p in write_figures({"a.png": fig}, tempfile.mkdtemp())]
+    ['a.png']
+    >>> matplotlib.get_backend() == backend
+    True
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+from gdchaos.numerics import nan_mean
 
-from gdchaos.numerics import nan_mean  # noqa: E402
+if TYPE_CHECKING:
+    import xarray as xr
+
+_FOR_FILES = contextvars.ContextVar("gdchaos_figures_for_files", default=False)
+_GRID_KEYS = frozenset({"sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw"})
+
+
+@contextlib.contextmanager
+def _for_files():
+    """Within this block :func:`_subplots` draws pyplot-free Agg figures (figures only written to files)."""
+    token = _FOR_FILES.set(True)
+    try:
+        yield
+    finally:
+        _FOR_FILES.reset(token)
+
+
+def _agg_subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``plt.subplots`` without pyplot: a bare ``Figure`` on an Agg canvas (no backend, no GUI, no registry)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    grid = {k: kwargs.pop(k) for k in list(kwargs) if k in _GRID_KEYS}
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **grid)
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``(fig, axes)``: a pyplot figure (pyplot imported now) for the caller, an Agg one inside :func:`_for_files`."""
+    if _FOR_FILES.get():
+        return _agg_subplots(nrows, ncols, **kwargs)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, **kwargs)
 
 
 def _eta_axis(ax, eta):
@@ -34,7 +87,7 @@ def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
 
 def summary_figure(ds: xr.Dataset):
     """λ_nMLE(η) ± std, ρ(η) and ⟨τ⟩(η) in three panels, one line per ε."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
+    fig, axes = _subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
     for eps in ds.eps.values:
         s = ds.sel(eps=eps)
         label = f"ε = {eps:g}"
@@ -70,7 +123,7 @@ def summary_figure(ds: xr.Dataset):
 
 
 def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw, has_eps: bool = True):
-    fig, axes = plt.subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
     for ax, eta in zip(axes[0], etas):
         s = ds.sel(eta=eta, method="nearest")
         draw(ax, s.isel(eps=0) if has_eps else s)
@@ -121,7 +174,7 @@ def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
 def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
     """P(Λ) of the kept finite exponents, one histogram per η (first ε)."""
     etas = etas or [float(e) for e in ds.eta.values if ds.sel(eta=e).n_kept.isel(eps=0) > 0][-4:]
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6, 4), constrained_layout=True)
     for eta in etas:
         s = ds.sel(eta=eta, method="nearest").isel(eps=0)
         lam = s.exponent.values[s.kept.values.astype(bool)]
@@ -137,7 +190,7 @@ def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
 
 def tangent_figure(ds: xr.Dataset):
     """Tangent λ_max(η) ± std over ICs (with finite-ε λ_nMLE if present) and the spectrum per η."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (ax0, ax1) = _subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     ax0.errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D", color="k",
                  capsize=3, label="tangent λ_max (ε → 0)")
     if "lambda_nmle" in ds:
@@ -147,6 +200,13 @@ def tangent_figure(ds: xr.Dataset):
             if "tangent_window_exponent" in s:
                 matched = s.tangent_window_exponent.where(s.kept.astype(bool)).mean("ic")
                 ax0.plot(s.eta, matched, marker="x", ls=":", label="tangent over Λ's fit windows")
+    if "n_diverged_tangent" in ds and int(ds.n_diverged_tangent.sum()) > 0:
+        frac = ds.n_diverged_tangent / ds.sizes["ic"]
+        twin = ax0.twinx()
+        twin.plot(ds.eta, frac, ls=":", marker="x", color="tab:red", label="diverged ICs (excluded)")
+        twin.set_ylabel("diverged fraction", color="tab:red")
+        twin.set_ylim(0, 1.05)
+        twin.legend(fontsize=8, loc="lower right")
     ax0.axhline(0.0, color="gray", lw=0.8)
     ax0.set_ylabel("Lyapunov exponent (nat / update)")
     _eta_axis(ax0, ds.eta)
@@ -160,34 +220,54 @@ def tangent_figure(ds: xr.Dataset):
     ax1.set_ylabel("λ_i, mean over ICs")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    fig.suptitle(f"{ds.attrs.get('task', '')}: tangent Lyapunov exponents ({ds.sizes['ic']} ICs)")
+    n_div = int(ds.n_diverged_tangent.sum()) if "n_diverged_tangent" in ds else 0
+    diverged = f"; {n_div} of {ds.sizes['eta'] * ds.sizes['ic']} trajectories diverged (excluded)" if n_div else ""
+    fig.suptitle(f"{ds.attrs.get('task', '')}: tangent Lyapunov exponents ({ds.sizes['ic']} ICs{diverged})")
     return fig
 
 
 def ftle_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
-    """Running finite-time estimate of λ_1 vs update, per η."""
+    """Running finite-time estimate of λ_1 vs update, per η; a diverged trajectory ends in an ×."""
 
     def draw(ax, s):
         for i in range(min(n_ic, s.sizes["ic"])):
-            ax.plot(s.step, s.tangent_ftle.isel(ic=i), lw=0.9)
+            ax.plot(s.step, s.tangent_ftle.isel(ic=i), lw=0.9, color=f"C{i}")
+            at = int(s.tangent_diverged_at.isel(ic=i)) if "tangent_diverged_at" in s else -1
+            if at >= 0:
+                last = s.tangent_ftle.isel(ic=i).sel(step=slice(None, at)).dropna("step")
+                if last.sizes["step"]:
+                    ax.plot([int(last.step[-1])], [float(last[-1])], "x", color=f"C{i}", ms=8, mew=2)
         ax.axhline(0.0, color="gray", lw=0.8)
 
     return _per_eta_grid(ds, etas or pick_eta(ds), "finite-time λ_1 up to t", draw, has_eps=False)
 
 
 def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
-    """Edge of stability: sharpness λ_max(H) vs update, one panel per η, with the 2/η line."""
+    """Edge of stability: sharpness λ_max(H) vs update, one panel per η, with the 2/η line.
+
+    A diverged trajectory ends in an ×, at the update that diverged and its last measured
+    sharpness; panel titles count the diverged trajectories of their η, the figure title all.
+    """
     etas = etas or [float(e) for e in ds.eta.values][:8]
     ncol = min(4, len(etas))
     nrow = -(-len(etas) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow), constrained_layout=True, squeeze=False)
     t = ds.time_step.values
     for ax, eta in zip(axes.flat, etas):
         s = ds.sel(eta=eta, method="nearest")
+        at = s.sharpness_diverged_at.values if "sharpness_diverged_at" in s else np.full(s.sizes["ic"], -1)
+        marked = False
         for i in range(min(n_ic, s.sizes["ic"])):
-            ax.plot(t, s.sharpness.isel(ic=i), lw=0.9, color=f"C{i}")
+            lam = s.sharpness.isel(ic=i).values
+            ax.plot(t, lam, lw=0.9, color=f"C{i}")
+            if at[i] >= 0:
+                before = np.flatnonzero(np.isfinite(lam) & (t <= at[i]))
+                y = lam[before[-1]] if before.size else 2.0 / float(s.eta)
+                ax.plot([at[i]], [y], "x", color=f"C{i}", ms=8, mew=2, label=None if marked else "diverged")
+                marked = True
         ax.axhline(2.0 / float(s.eta), color="k", ls="--", lw=1.0, label="2/η")
-        ax.set_title(f"η = {float(s.eta):g}")
+        n_div = int(np.sum(at >= 0))
+        ax.set_title(f"η = {float(s.eta):g}" + (f"  ({n_div}/{s.sizes['ic']} diverged)" if n_div else ""))
         ax.set_xlabel("update t")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
@@ -195,14 +275,16 @@ def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("sharpness λ_max(H)")
-    fig.suptitle(f"{ds.attrs.get('task', '')}: sharpness vs the GD stability limit 2/η")
+    total = int(np.sum(ds.sharpness_diverged_at.values >= 0)) if "sharpness_diverged_at" in ds else 0
+    diverged = f"; {total} of {ds.sizes['eta'] * ds.sizes['ic']} trajectories diverged (×)" if total else ""
+    fig.suptitle(f"{ds.attrs.get('task', '')}: sharpness vs the GD stability limit 2/η{diverged}")
     return fig
 
 
 def curvature_figure(ds: xr.Dataset, etas=None):
     """IC means along training: fraction of locally chaotic directions, of negative ones, and |cos(∇L, v_top)|."""
     etas = etas or [float(e) for e in ds.eta.values][:8]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    fig, axes = _subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     t = ds.time_step.values
     n = float(ds.n_positive.max() + ds.n_negative.max()) or 1.0
     for i, eta in enumerate(etas):
@@ -229,21 +311,28 @@ def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
 
     Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png. Tangent
     results: tangent.png, ftle.png. Curvature tracking: sharpness.png, curvature.png.
+    The figures are pyplot-free Agg figures: pyplot is not loaded and the backend is untouched.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with np.errstate(over="ignore", invalid="ignore"):  # log axes over losses near overflow (η → blow-up)
+    with np.errstate(over="ignore", invalid="ignore"), _for_files():  # log axes over losses near overflow
         return _save(ds, directory, etas)
 
 
 def write_figures(figures: dict, directory: str | Path, dpi: int = 120) -> list[Path]:
-    """Save each ``{file name: Figure}`` into ``directory`` (created), close it, return the paths."""
+    """Save each ``{file name: Figure}`` into ``directory`` (created), close it, return the paths.
+
+    A pyplot figure is closed through pyplot; a pyplot-free one needs no closing.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures.items():
         fig.savefig(directory / name, dpi=dpi)
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # registered with pyplot, so pyplot is loaded
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         paths.append(directory / name)
     return paths
 

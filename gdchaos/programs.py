@@ -21,6 +21,13 @@ mathematics (results agree to roundoff):
 signature, and passes the arrays the program closes over (training and test
 data) as arguments: embedded as XLA constants, a 60000-sample training set costs
 seconds of compile time and a second copy in memory.
+
+Every cache here is bounded (:data:`CACHE_SIZE` entries, least recently used out
+first). Their keys are step functions, which close over a training map and so over
+its training data: an unbounded cache would keep every dataset a process ever
+trained on alive. Once a function has left these caches, nothing here refers to it
+or to its data (JAX's own trace and compile caches are bounded by JAX, see
+:func:`jax.clear_caches`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ import jax
 import jax.numpy as jnp
 from jax.extend.core import jaxpr_as_fun, jaxprs_in_params
 from jax.sharding import NamedSharding, PartitionSpec
+
+CACHE_SIZE = 16
+"""Entries each cache of this module keeps (:func:`group_scan`, :func:`choose_block`, :func:`compile_program`)."""
 
 WORKING_SET_BYTES = 32 * 2**20
 """Target of :func:`choose_block`: bytes of step intermediates per block (about a CPU's last-level cache)."""
@@ -60,7 +70,7 @@ def _flat_groups(carry, hyper, n_axes: int):
     return lead, flat, jax.tree.map(per_group, hyper)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def group_scan(one: Callable, length: int, n_axes: int, block: int | None = None, sharding=None) -> Callable:
     """``advance(carry, hyper) -> (carry, records)``: ``length`` steps of ``one`` for every group.
 
@@ -124,7 +134,16 @@ def _abstract(tree, drop: int):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[drop:], a.dtype), tree)
 
 
-_BLOCKS: dict = {}
+_BLOCKS: collections.OrderedDict = collections.OrderedDict()
+
+
+def _remember(cache: collections.OrderedDict, key, value):
+    """Put ``key: value`` in ``cache``, dropping the least recently used entries beyond :data:`CACHE_SIZE`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
 
 
 def choose_block(one: Callable, carry, hyper, n_axes: int, platform: str | None = None) -> int | None:
@@ -139,10 +158,10 @@ def choose_block(one: Callable, carry, hyper, n_axes: int, platform: str | None 
         return None
     group, h = _abstract(carry, n_axes), _abstract(hyper, 1)
     key = (one, jax.tree.structure((group, h)), tuple((s.shape, str(s.dtype)) for s in jax.tree.leaves((group, h))))
-    if key not in _BLOCKS:
-        _BLOCKS[key] = max(1, intermediate_bytes(jax.make_jaxpr(one)(group, h).jaxpr))
+    per_group = _BLOCKS[key] if key in _BLOCKS else max(1, intermediate_bytes(jax.make_jaxpr(one)(group, h).jaxpr))
+    _remember(_BLOCKS, key, per_group)
     n_groups = math.prod(jax.tree.leaves(carry)[0].shape[:n_axes])
-    block = max(1, WORKING_SET_BYTES // _BLOCKS[key])
+    block = max(1, WORKING_SET_BYTES // per_group)
     return None if block >= n_groups else int(block)
 
 
@@ -166,7 +185,6 @@ def _place_like(arrays: list, leaf) -> list:
 
 
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
-_MAX_PROGRAMS = 16
 
 
 def _signature(args) -> tuple:
@@ -180,7 +198,9 @@ def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
     Arrays ``fn`` closes over become arguments of the compiled program, placed like
     ``args`` (replicated over their mesh). Programs are cached per ``fn`` and the
     shapes, dtypes and shardings of ``args``: a second call with new values of the
-    same shapes neither traces nor compiles (compile_seconds 0).
+    same shapes neither traces nor compiles (compile_seconds 0). The cache keeps the
+    last :data:`CACHE_SIZE` programs; an evicted program releases ``fn`` and the
+    arrays it closed over.
 
     Example:
         >>> import jax.numpy as jnp
@@ -211,8 +231,4 @@ def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
         return compiled(consts, *args)
 
     call.compiled, call.consts = compiled, consts
-
-    _PROGRAMS[key] = call
-    if len(_PROGRAMS) > _MAX_PROGRAMS:
-        _PROGRAMS.popitem(last=False)
-    return call, time.perf_counter() - t0
+    return _remember(_PROGRAMS, key, call), time.perf_counter() - t0

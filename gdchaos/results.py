@@ -130,12 +130,18 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     (ascending), ``overlap_top``, ``overlap_bottom`` (|cos| of ∇L with those
     eigenvectors); ``edge_of_stability`` = 2/η (eta) and ``time_step`` (time), the
     update of each measurement; summaries ``sharpness_peak`` and ``sharpness_final`` (eta),
-    IC means of the largest and the last λ_max.
+    IC means of the largest and the last λ_max (over the trajectories that measured one);
+    ``sharpness_diverged`` (eta, ic) bool and ``sharpness_diverged_at`` (eta, ic), the update
+    that diverged (−1 if none; measurements after it are NaN), and ``n_diverged_sharpness`` (eta).
     """
     rec = result.records
     n_eta, n_ic, n_t, k = rec["top"].shape
     run, run_k = ("eta", "ic", "time"), ("eta", "ic", "time", "index")
+    diverged = np.asarray(result.diverged, bool)
     data = {
+        "sharpness_diverged": (("eta", "ic"), diverged),
+        "sharpness_diverged_at": (("eta", "ic"), np.asarray(result.diverged_at)),
+        "n_diverged_sharpness": (("eta",), diverged.sum(axis=1)),
         "sharpness": (run, rec["top"][..., 0]),
         "hessian_top": (run_k, rec["top"]),
         "hessian_bottom": (run_k, rec["bottom"]),
@@ -156,6 +162,7 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
         "curvature_method": result.method, "sharpness_run_seconds": result.run_seconds,
         "sharpness_compile_seconds": result.compile_seconds, **(attrs or {})})
     ds["sharpness"].attrs["description"] = "largest Hessian eigenvalue of the full-batch training objective"
+    ds["sharpness_diverged_at"].attrs["description"] = "first update with a non-finite loss, gradient or parameter; -1 if none"
     return ds
 
 

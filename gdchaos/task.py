@@ -31,6 +31,8 @@ class Task(NamedTuple):
         accuracy_target: default test-accuracy target for τ.
         hyper: fixed hyperparameters for every step (e.g. ``{"l2": 1e-3}``).
         name: e.g. ``iris/mlp-4-10-3-sigmoid/sgd``.
+        train_loss: ``train_loss(params)``, the full-batch training loss (one function per
+            task, so programs built on it compile once); None: from ``loss_fn`` and the data.
     """
 
     dataset: Dataset
@@ -41,6 +43,7 @@ class Task(NamedTuple):
     accuracy_target: float
     hyper: dict
     name: str
+    train_loss: Callable | None = None
 
 
 def wants_images(model_cfg: dict) -> bool:
@@ -125,4 +128,5 @@ def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str =
         accuracy_target=DEFAULT_TARGETS.get(name, 0.9),
         hyper={"l2": l2} if l2 else {},
         name=f"{name}/{model_name}/{label}",
+        train_loss=lambda params: loss_fn(params, x, y),
     )

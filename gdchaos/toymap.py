@@ -201,12 +201,13 @@ def to_dataset(orbits, curve, attrs: dict | None = None):
 
 
 def _pyplot():
-    import matplotlib
+    """A pyplot stand-in whose ``subplots`` draws pyplot-free Agg figures: this CLI only writes files, and
+    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.plots`)."""
+    from types import SimpleNamespace
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gdchaos.plots import _agg_subplots
 
-    return plt
+    return SimpleNamespace(subplots=_agg_subplots)
 
 
 def _draw_orbits(ax, ds, marks):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gdchaos import data, ensemble, losses, maps, models
+from gdchaos.curvature import run_sharpness
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
@@ -47,17 +48,24 @@ def counted():
     tmap = maps.gd(maps.supervised_loss(net.apply, losses.cross_entropy),
                    jnp.asarray(ds.x_train, dtype), jnp.asarray(ds.y_train))
     x_test, y_test = jnp.asarray(ds.x_test, dtype), jnp.asarray(ds.y_test)
+    counted_map, observe, traces = _count_traces(
+        tmap, lambda params: {"accuracy": losses.accuracy(net.apply(params, x_test), y_test)})
+    return counted_map, observe, net.init, traces
+
+
+def _count_traces(tmap, observe):
+    """``tmap`` and ``observe`` wrapped to count how often JAX traces them."""
     traces = Counter()
 
     def step(state, hyper):
         traces["step"] += 1  # runs only while JAX traces
         return tmap.step(state, hyper)
 
-    def observe(params):
+    def counted_observe(params):
         traces["observe"] += 1
-        return {"accuracy": losses.accuracy(net.apply(params, x_test), y_test)}
+        return observe(params)
 
-    return maps.TrainingMap(tmap.init, step), observe, net.init, traces
+    return maps.TrainingMap(tmap.init, step), counted_observe, traces
 
 
 def test_new_eta_and_eps_values_reuse_the_compiled_program(counted, backend_compiles):
@@ -94,3 +102,25 @@ def test_new_eta_values_reuse_the_compiled_tangent_program(counted, backend_comp
     assert dict(traces) == seen, "a new eta grid of the same shape retraced the tangent step"
     assert len(backend_compiles) == compiled, "a new eta grid of the same shape recompiled"
     assert not np.allclose(first.exponents, second.exponents)
+
+
+def test_a_second_sharpness_run_compiles_nothing(backend_compiles):
+    """Same task and shapes, new η grid and L2 value: no trace, no compilation (a quadratic keeps it fast)."""
+    a = jnp.array([0.5, 1.0, 3.0])
+    loss = lambda p: 0.5 * jnp.sum(a * p**2)
+    tmap = maps.gd(lambda p, x, y: loss(p), jnp.zeros((1, 1)), jnp.zeros(1))
+    counted, observe, traces = _count_traces(tmap, lambda params: {"norm": jnp.sum(params**2)})
+    init = lambda key: jax.random.normal(key, (3,))
+    kw = dict(n_ic=2, steps=6, every=2, chunk=2, key=KEY, observe=observe, method="full", progress=False)
+    first = run_sharpness(counted, init, loss, eta=[0.1, 1.0], hyper={"l2": 1e-3}, **kw)
+    assert traces["step"] > 0 and traces["observe"] > 0 and len(backend_compiles) > 0
+    seen, compiled = dict(traces), len(backend_compiles)
+
+    second = run_sharpness(counted, init, loss, eta=[0.5, 0.7], hyper={"l2": 1e-2}, **kw)
+    assert dict(traces) == seen, "a new eta grid of the same shape retraced the sharpness step"
+    assert len(backend_compiles) == compiled, "a new eta grid of the same shape recompiled the sharpness programs"
+    assert second.compile_seconds < 0.5 * first.compile_seconds
+    # ... and the new values were used: the Hessian is diag(a) + l2, GD shrinks mode i by 1 − η(a_i + l2)
+    np.testing.assert_allclose(second.records["top"][..., 0], 3.0 + 1e-2, rtol=1e-12)
+    np.testing.assert_allclose(second.records["norm"][:, :, 0], first.records["norm"][:, :, 0], rtol=1e-12)  # same ICs
+    assert not np.allclose(first.records["norm"][..., -1], second.records["norm"][..., -1])

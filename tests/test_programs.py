@@ -1,10 +1,16 @@
 """Blocked group scans, device splits and data-as-arguments compile the same mathematics."""
 
+import gc
+import importlib
+import pkgutil
+import weakref
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gdchaos
 from gdchaos import ensemble, programs
 from gdchaos.task import build_task
 
@@ -71,3 +77,41 @@ def test_choose_block_sizes_blocks_to_the_working_set_and_leaves_accelerators_wh
     assert block == (None if expected >= 200 else expected)
     big = jax.ShapeDtypeStruct((4, 50, 4_000_000), jnp.float32)  # one group's intermediates exceed the working set
     assert programs.choose_block(one, big, hyper, 2, platform="cpu") == 1
+
+
+def test_program_caches_are_bounded_and_release_the_data_of_evicted_steps():
+    """Each step closes over its own 'training set'. After CACHE_SIZE newer steps have gone
+    through the whole compile path of ``drive`` (choose_block, group_scan, compile_program),
+    nothing of gdchaos's keeps the first one's data alive; the newest is still cached."""
+    carry, hyper = jnp.zeros((2, 3)), {"a": jnp.array([0.5, 2.0])}
+    first_data, newest = None, None
+    for i in range(programs.CACHE_SIZE + 1):
+        data = jnp.full(1000, float(i))
+
+        def one(x, h, data=data):
+            return h["a"] * x + jnp.mean(data), {"x": x}
+
+        block = programs.choose_block(one, carry, hyper, 2, platform="cpu")
+        call, _ = programs.compile_program(programs.group_scan(one, 3, 2, block), carry, hyper)
+        assert float(call(carry, hyper)[0][0, 0]) == 1.75 * i  # x ← x/2 + i, three times from 0
+        if i == 0:
+            first_data = weakref.ref(data)
+        newest = (one, block)
+        del data, one, call
+    gc.collect()
+    assert first_data() is None, "a program cache keeps the data of an evicted step alive"
+    one, block = newest
+    assert programs.compile_program(programs.group_scan(one, 3, 2, block), carry, hyper)[1] == 0.0  # still cached
+
+
+def test_every_lru_cache_in_gdchaos_is_bounded():
+    """Caches keyed on training maps and losses hold their datasets: none may grow without bound."""
+    caches = {}
+    for info in pkgutil.walk_packages(gdchaos.__path__, "gdchaos."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if callable(getattr(obj, "cache_info", None)) and getattr(obj, "__module__", None) == info.name:
+                caches[f"{info.name}.{name}"] = obj.cache_info().maxsize
+    assert "gdchaos.programs.group_scan" in caches and "gdchaos.curvature.tracking._programs" in caches
+    unbounded = {name: size for name, size in caches.items() if size is None or size > 32}
+    assert not unbounded, f"unbounded or large caches: {unbounded}"

@@ -109,7 +109,7 @@ def test_finite_sweep_checks_the_window_grid_before_running(iris_task):
 def test_small_eps_in_float32_is_refused():
     import jax.numpy as jnp
 
-    with pytest.raises(PrecisionError, match="eps=1e-08 needs float64.*tangent method"):
+    with pytest.raises(PrecisionError, match="eps=1e-08 is below what float32 resolves.*enable_float64.*tangent method"):
         require_precision(1e-8, jnp.float32)
     with pytest.raises(PrecisionError):
         require_precision([1e-2, 1e-6], jnp.float32)

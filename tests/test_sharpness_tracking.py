@@ -7,6 +7,8 @@ from hydra import compose, initialize_config_dir
 
 from gdchaos import maps
 from gdchaos.curvature import run_sharpness, sharpness
+from gdchaos.plots import sharpness_figure
+from gdchaos.results import sharpness_dataset
 from gdchaos.sweep import config_dir, run_sweep
 
 A = jnp.array([0.5, 1.0, 3.0, 8.0])
@@ -58,3 +60,53 @@ def test_sweep_analysis_sharpness_writes_figures_and_uses_the_sweep_initial_cond
     direct = sharpness(lambda p: iris_task.loss_fn(p, iris_task.dataset.x_train, iris_task.dataset.y_train), params0)
     np.testing.assert_allclose(ds.sharpness.values[:, 0, 0], float(direct[0]), rtol=1e-6)
     assert "sharpness_peak" in open(tmp_path / "summary.csv").read()
+
+
+def test_divergence_is_flagged_at_the_exact_update_frozen_and_nan_after():
+    """GD on ½θ² at η = 3 maps θ to −2θ: from θ₀ = 2^e, θ_t = (−2)^t·2^e exactly (powers of two
+    round to themselves). The loss ½θ_t² first overflows when θ_t² = 2^(2(t+e)) reaches
+    2^maxexp (float64: 2^1024), at t = maxexp/2 − e; θ_t and the gradient θ_t stay finite
+    until t = maxexp − 1 − e. So update t = maxexp/2 − e is the first with a non-finite
+    loss: diverged_at. η = 0.5 halves θ each update and never diverges. A measurement at
+    step t itself is of the finite θ_t (sharpness 1) whose loss is the overflowing one."""
+    loss_fn = lambda p, x, y: 0.5 * jnp.sum(p["w"] ** 2)
+    tmap = maps.gd(loss_fn, jnp.zeros((1, 1)), jnp.zeros(1))
+    init = lambda key: {"w": 2.0 ** jax.random.randint(key, (1,), 0, 8).astype(jnp.result_type(float))}
+    key, n_ic, every = jax.random.key(1), 4, 7
+    maxexp = np.finfo(jnp.result_type(float)).maxexp
+    e = np.asarray(jax.vmap(init)(jax.random.split(jax.random.split(key, 3)[0], n_ic))["w"][:, 0])
+    e = np.log2(e).astype(int)
+    expected_at = maxexp // 2 - e
+    assert len(set(expected_at.tolist())) > 1, "pick a key with different divergence steps per IC"
+    assert np.any(expected_at % every == 0) and np.any(expected_at % every != 0), "pick a key with both cases"
+    steps = every * (maxexp // 2 // every + 3)
+    res = run_sharpness(tmap, init, lambda p: loss_fn(p, None, None), eta=[0.5, 3.0], n_ic=n_ic, steps=steps,
+                        every=every, key=key, method="full", chunk=38, progress=False)
+
+    np.testing.assert_array_equal(res.diverged, [[False] * n_ic, [True] * n_ic])
+    np.testing.assert_array_equal(res.diverged_at, [[-1] * n_ic, expected_at])
+    for name, rec in res.records.items():
+        assert np.all(np.isfinite(rec[0])), name  # the stable η: every measurement finite
+        for i, at in enumerate(expected_at):
+            assert np.all(np.isfinite(rec[1, i][res.step < at])), (name, i)
+            assert not np.any(np.isnan(rec[1, i][res.step == at])), (name, i)  # θ_t is finite
+            assert np.all(np.isnan(rec[1, i][res.step > at])), (name, i)
+    at_measured = np.flatnonzero(expected_at % every == 0)
+    for i in at_measured:
+        r = expected_at[i] // every
+        assert res.records["top"][1, i, r, 0] == 1.0 and res.records["loss"][1, i, r] == np.inf
+    # frozen at the last finite state θ_t = (−2)^t·2^e, t = diverged_at, with count t
+    w = np.asarray(res.final_state.params["w"][..., 0])
+    np.testing.assert_array_equal(w[1], (-2.0) ** expected_at * 2.0 ** e)
+    np.testing.assert_array_equal(np.asarray(res.final_state.count[1]), expected_at)
+    np.testing.assert_array_equal(w[0], 0.5 ** steps * 2.0 ** e)
+    np.testing.assert_array_equal(np.asarray(res.final_state.count[0]), steps)
+
+    ds = sharpness_dataset(res)
+    np.testing.assert_array_equal(ds.sharpness_diverged_at.values, res.diverged_at)
+    assert ds.sharpness_diverged.dims == ("eta", "ic") and ds.n_diverged_sharpness.values.tolist() == [0, n_ic]
+    np.testing.assert_allclose(ds.sharpness_peak.values, [1.0, 1.0])  # NaNs after divergence left out
+    fig = sharpness_figure(ds)
+    crosses = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
+    assert len(crosses) == n_ic and sorted(c.get_xdata()[0] for c in crosses) == sorted(expected_at)
+    assert f"{n_ic} of {2 * n_ic} trajectories diverged" in fig.get_suptitle()

@@ -34,7 +34,7 @@ from gdchaos.curvature.eigen import (
 )
 from gdchaos.curvature.hvp import flat_hvp_fn, hvp, hvp_fn
 from gdchaos.curvature.trace import TraceEstimate, hutchinson, hutchinson_trace
-from gdchaos.curvature.tracking import SharpnessResult, run_sharpness
+from gdchaos.curvature.tracking import SharpnessCarry, SharpnessResult, run_sharpness, sharpness_step
 
 __all__ = [
     "FULL_MAX_PARAMS",
@@ -42,6 +42,7 @@ __all__ = [
     "Eigenpairs",
     "LanczosResult",
     "SpectralDensity",
+    "SharpnessCarry",
     "SharpnessResult",
     "Subspace",
     "TraceEstimate",
@@ -62,6 +63,7 @@ __all__ = [
     "power_iteration",
     "random_subspace_overlap",
     "run_sharpness",
+    "sharpness_step",
     "ritz_pairs",
     "select_directions",
     "sharpness",

@@ -12,10 +12,20 @@ of stability (progressive sharpening up to 2/η, then hovering there) shows as
 sharpness curves that rise and level off at the 2/η line. (η, ic) are ``vmap`` axes and
 time is a chunked ``lax.scan`` of measurement blocks, as in :mod:`gdchaos.ensemble`
 (same initial conditions for the same key, checkpoints, progress).
+
+A trajectory whose update gives a non-finite loss, gradient or parameter
+(``StepInfo.diverged``) is flagged ``diverged`` with the update index, frozen at its last
+finite state, and its later measurements are NaN, as in the finite ensemble.
+
+The pure per-(η, ic) core is :func:`sharpness_step`: ``(init, step)``, where ``step`` is
+one measurement then ``every`` updates, ``(SharpnessCarry, hyper) -> (SharpnessCarry,
+record)``, to put in one's own ``jit``/``vmap``/``lax.scan``. :func:`run_sharpness` is
+``vmap`` over (η, ic) of a chunked ``lax.scan`` of it, compiled once per task and shapes.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -24,9 +34,9 @@ import numpy as np
 
 from gdchaos.curvature.along import curvature_info
 from gdchaos.curvature.eigen import resolve_method
-from gdchaos.ensemble import check_grid, drive, eta_hyper, place, reference_states, run_once, unsplit_on_cpu
+from gdchaos.ensemble import check_grid, draw, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.errors import check
-from gdchaos.maps import TrainingMap
+from gdchaos.maps import TrainingMap, TrainState, tree_sq_norm
 from gdchaos.models import count_params
 
 RECORDED = ("top", "bottom", "n_positive", "n_negative", "n_chaotic", "overlap_top", "overlap_bottom", "grad_norm")
@@ -41,33 +51,134 @@ class SharpnessResult(NamedTuple):
         records: name -> ``(n_eta, n_ic, n_records)`` (``top``, ``bottom``, ``overlap_top``,
             ``overlap_bottom``: ``(n_eta, n_ic, n_records, k)``): the fields of
             :class:`~gdchaos.curvature.along.CurvatureInfo` in :data:`RECORDED`, ``loss``
-            and every ``observe`` output.
+            and every ``observe`` output. Measurements after a trajectory diverged are NaN
+            (the count fields are therefore floats).
+        diverged: ``(n_eta, n_ic)`` bool: an update of the trajectory gave a non-finite loss,
+            gradient or parameter (``StepInfo.diverged``).
+        diverged_at: ``(n_eta, n_ic)`` int: the first such update t (it maps θ_t, still
+            finite, to a non-finite result), −1 if none. Exact to the update, not to
+            ``every``: the measurements at steps ≤ t are of finite states (one at step t
+            itself may record the overflowing loss), those at steps > t are NaN.
         method: ``"full"`` (exact spectrum, exact counts) or ``"lanczos"`` (counts over the 2k extremes).
         compile_seconds, run_seconds: timings.
+        final_state: the :class:`~gdchaos.maps.TrainState` of every (η, ic) after the run,
+            leaves ``(n_eta, n_ic, ...)`` (device arrays); a diverged trajectory holds its last
+            finite state (``count`` = ``diverged_at``). Continue it with :func:`sharpness_step`.
     """
 
     eta: np.ndarray
     step: np.ndarray
     records: dict[str, np.ndarray]
+    diverged: np.ndarray
+    diverged_at: np.ndarray
     method: str
     compile_seconds: float
     run_seconds: float
+    final_state: TrainState
 
 
-def _programs(tmap: TrainingMap, init_params, objective, observe, n_ic, every, k, method, num_iters):
-    def init(key, eta):
-        states = reference_states(tmap, init_params, key, n_ic)
-        return jax.vmap(lambda _: states)(eta)
+class SharpnessCarry(NamedTuple):
+    """State of one (η, ic) trajectory of :func:`sharpness_step` (batch it with ``vmap``).
 
-    def measure(state, hyper):
-        info = curvature_info(lambda p: objective(p, hyper), state.params, hyper["learning_rate"],
+    Attributes:
+        state: the training map's state (frozen at its last finite value once dead).
+        dead: the trajectory diverged (bool scalar).
+        dead_at: the update that diverged (int32 scalar), −1 if none.
+    """
+
+    state: TrainState
+    dead: jax.Array
+    dead_at: jax.Array
+
+
+def sharpness_step(
+    tmap: TrainingMap,
+    loss: Callable,
+    *,
+    every: int,
+    k: int = 1,
+    method: str = "auto",
+    num_iters: int | None = None,
+    observe: Callable | None = None,
+    l2: bool = False,
+) -> tuple[Callable, Callable]:
+    r"""The pure, jittable core of :func:`run_sharpness`: ``(init, step)`` of one (η, ic) trajectory.
+
+    ``init(params, key=None) -> SharpnessCarry`` starts the training state of ``params``
+    (mini-batch key ``key``). ``step(carry, hyper) -> (carry, record)`` measures the
+    curvature of the objective at ``carry.state.params``
+    (:func:`~gdchaos.curvature.along.curvature_info` with ``eta = hyper["learning_rate"]``;
+    ``record`` holds the fields in :data:`RECORDED`, ``loss`` and every ``observe``
+    output, NaN once the trajectory has diverged), then applies ``every`` updates of
+    ``tmap`` (an inner ``lax.scan``). An update that flags ``StepInfo.diverged`` is not
+    applied: the whole state stays at its last finite value (``count`` included), ``dead``
+    becomes True and ``dead_at`` the update index (``state.count`` before it).
+
+    ``step`` is a pure function of arrays (``k``, ``method``, ``num_iters``, ``every`` fixed):
+    ``jit``, ``vmap`` over η (``hyper``) and initial conditions (``carry``), and ``lax.scan``
+    over measurements compose freely.
+
+    Args:
+        tmap: training map.
+        loss: ``loss(params) -> scalar``, the full-batch objective whose Hessian is measured.
+        every: updates after each measurement.
+        k, method, num_iters: as in :func:`run_sharpness` (``method="auto"`` resolves on the parameter count).
+        observe: ``observe(params) -> {name: scalar}`` recorded at each measurement.
+        l2: add ½·``hyper["l2"]``·‖θ‖² to ``loss`` (as the training map does).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from gdchaos import maps
+        >>> loss_fn = lambda p, x, y: 0.5 * jnp.sum(jnp.array([1.0, 4.0]) * p ** 2)
+        >>> tmap = maps.gd(loss_fn, jnp.zeros(1), jnp.zeros(1))
+        >>> init, step = sharpness_step(tmap, lambda p: loss_fn(p, None, None), every=10, method="full")
+        >>> scan = lambda c, h: jax.lax.scan(lambda c, _: step(c, h), c, None, length=3)
+        >>> carry, rec = jax.jit(scan)(init(jnp.ones(2)), {"learning_rate": jnp.asarray(0.1)})
+        >>> rec["top"][:, 0].tolist(), int(carry.state.count), bool(carry.dead)
+        ([4.0, 4.0, 4.0], 30, False)
+    """
+    check(isinstance(every, int) and every >= 1, f"every must be an integer >= 1; got {every!r}")
+
+    def objective(params, hyper):
+        value = loss(params)
+        return value + 0.5 * hyper["l2"] * tree_sq_norm(params) if l2 else value
+
+    def init(params, key=None) -> SharpnessCarry:
+        return SharpnessCarry(tmap.init(params, key), jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+
+    def update(carry: SharpnessCarry, hyper):
+        state, dead, dead_at = carry
+        new, info = tmap.step(state, hyper)
+        dead_now = dead | info.diverged
+        dead_at = jnp.where(info.diverged & ~dead, state.count, dead_at)
+        state = jax.tree.map(lambda old, fresh: jnp.where(dead_now, old, fresh), state, new)
+        return SharpnessCarry(state, dead_now, dead_at), None
+
+    def step(carry: SharpnessCarry, hyper):
+        params = carry.state.params
+        info = curvature_info(lambda p: objective(p, hyper), params, hyper["learning_rate"],
                               k=k, method=method, num_iters=num_iters)
         record = {name: getattr(info, name) for name in RECORDED}
-        record["loss"] = objective(state.params, hyper)
+        record["loss"] = objective(params, hyper)
         if observe is not None:
-            record.update(observe(state.params))
-        state = jax.lax.scan(lambda s, _: (tmap.step(s, hyper)[0], None), state, None, length=every)[0]
-        return state, record
+            record.update(observe(params))
+        record = {name: jnp.where(carry.dead, jnp.nan, value) for name, value in record.items()}
+        carry = jax.lax.scan(lambda c, _: update(c, hyper), carry, None, length=every)[0]
+        return carry, record
+
+    return init, step
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(tmap: TrainingMap, init_params, loss, observe, l2: bool, n_ic, every, k, method, num_iters):
+    """Set-up program and measurement step, once per task and sizes: a repeated run compiles nothing."""
+    init_one, measure = sharpness_step(tmap, loss, every=every, k=k, method=method, num_iters=num_iters,
+                                       observe=observe, l2=l2)
+
+    def init(key, eta):
+        params, _, batch_keys = draw(key, init_params, n_ic)
+        carry = jax.vmap(init_one)(params, batch_keys)
+        return jax.vmap(lambda _: carry)(eta)
 
     return jax.jit(init), measure
 
@@ -113,6 +224,18 @@ def run_sharpness(
         checkpoint: directory for chunk checkpoints (see :func:`gdchaos.ensemble.drive`).
         devices: devices to split the (η, ic) grid over (default: :func:`gdchaos.ensemble.unsplit_on_cpu`).
 
+    Returns a :class:`SharpnessResult`: the records, which trajectories diverged and at
+    which update (their later records are NaN), and the final states.
+
+    The pure, jittable core is :func:`sharpness_step`: its ``step`` is one measurement,
+    then ``every`` updates, of one (η, ic) trajectory held in a :class:`SharpnessCarry`;
+    this function runs it ``vmap``-ped over (η, ic) in a chunked ``lax.scan``. Its programs
+    are cached (the last 8 set-ups) per ``tmap``, ``init_params``, ``loss``, ``observe`` (by
+    identity), sizes, ``k``, ``method``, ``num_iters`` and hyperparameter names: calling again
+    with the same ones (new η values, key or fixed hyperparameter values of the same shapes)
+    compiles nothing. Pass the same function objects to reuse them: a new ``lambda`` per
+    call is a new key.
+
     Example:
         >>> import jax
         >>> from gdchaos.task import build_task
@@ -128,16 +251,9 @@ def run_sharpness(
     n_records = steps // every
     eta = check_grid(eta, n_ic, n_records, chunk)
     hyper = dict(hyper or {})
-    l2 = "l2" in hyper
-
-    def objective(params, h):
-        value = loss(params)
-        if l2:
-            value = value + 0.5 * h["l2"] * sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(params))
-        return value
-
     method = resolve_method(method, count_params(jax.eval_shape(init_params, jax.random.key(0))))
-    init, measure = _programs(tmap, init_params, objective, observe, n_ic, int(every), int(k), method, num_iters)
+    init, measure = _programs(tmap, init_params, loss, observe, "l2" in hyper, int(n_ic), int(every), int(k), method,
+                              None if num_iters is None else int(num_iters))
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, unsplit_on_cpu(devices), ic_axis=1)
@@ -145,4 +261,14 @@ def run_sharpness(
         measure, 2, carry, hyper_dev, n_records, chunk, progress, "curvature along training", checkpoint
     )
     records = {name: (np.moveaxis(r, -1, 2) if r.ndim == 4 else r) for name, r in records.items()}
-    return SharpnessResult(eta, np.arange(n_records) * every, records, method, init_seconds + compile_seconds, run_seconds)
+    return SharpnessResult(
+        eta=eta,
+        step=np.arange(n_records) * every,
+        records=records,
+        diverged=np.asarray(carry.dead),
+        diverged_at=np.asarray(carry.dead_at),
+        method=method,
+        compile_seconds=init_seconds + compile_seconds,
+        run_seconds=run_seconds,
+        final_state=carry.state,
+    )

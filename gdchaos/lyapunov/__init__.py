@@ -19,7 +19,7 @@ from gdchaos.lyapunov.finite import (
 from gdchaos.lyapunov.local import LocalExponents, chaotic_count, gd_local_exponents, local_exponents, local_exponents_along
 from gdchaos.lyapunov.spectrum import kaplan_yorke, n_positive
 from gdchaos.lyapunov.tangent import LyapunovState, TangentMap, exponents, lyapunov_spectrum, tangent_map
-from gdchaos.lyapunov.tangent_ensemble import TangentResult, run_tangent
+from gdchaos.lyapunov.tangent_ensemble import TangentCarry, TangentResult, run_tangent, tangent_step
 from gdchaos.lyapunov.local import hessian_matrix, hessian_spectrum, zero_tolerance
 from gdchaos.lyapunov.tangent import LyapunovInfo, LyapunovSpectrum, default_dynamical, dimension, running_exponents
 
@@ -29,6 +29,7 @@ __all__ = [
     "LocalExponents",
     "LyapunovState",
     "TangentMap",
+    "TangentCarry",
     "TangentResult",
     "WindowFit",
     "best_window_fit",
@@ -42,6 +43,7 @@ __all__ = [
     "lyapunov_spectrum",
     "n_positive",
     "run_tangent",
+    "tangent_step",
     "summarize",
     "tangent_map",
     "window_grid",

@@ -76,7 +76,7 @@ def explain_empty(exponents: FiniteExponents) -> str | None:
         >>> fe = FiniteExponents(np.array([0.01, 0.03]), np.array([0.99, 0.95]), np.zeros(2), np.zeros(2),
         ...                      np.array([False, False]))
         >>> print(explain_empty(fe))
-        no initial condition passed the finite-exponent filters: R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 (largest Λ seen 0.03, R² 0.95); lower min_exponent (lyapunov.min_exponent) or min_r2 if this task's exponents are smaller: the defaults are tuned on Iris
+        no initial condition passed the finite-exponent filters: R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 (largest Λ seen 0.03, R² 0.95); lower min_exponent (lyapunov.min_exponent) if this task's exponents are smaller: the defaults are tuned on Iris
     """
     if np.any(exponents.kept):
         return None
@@ -89,11 +89,12 @@ def explain_empty(exponents: FiniteExponents) -> str | None:
     by_r2 = int(np.sum(valid & ~(r2 > exponents.min_r2)))
     by_lam = int(np.sum(valid & ~(lam > exponents.min_exponent)))
     i = int(np.nanargmax(np.where(valid, lam, -np.inf)))
+    fix = ("lower min_exponent (lyapunov.min_exponent) if this task's exponents are smaller" if by_lam >= by_r2 else
+           "lower min_r2 (lyapunov.min_r2) or move the fit windows if ln d(t) is not straight there")
     return (
         f"no initial condition passed the finite-exponent filters: R² > {exponents.min_r2:g} removed {by_r2} of "
         f"{n}, Λ > {exponents.min_exponent:g} removed {by_lam} of {n} (largest Λ seen {lam.flat[i]:.3g}, "
-        f"R² {r2.flat[i]:.3g}); lower min_exponent (lyapunov.min_exponent) or min_r2 if this task's exponents "
-        "are smaller: the defaults are tuned on Iris"
+        f"R² {r2.flat[i]:.3g}); {fix}: the defaults are tuned on Iris"
     )
 
 
