@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import fast_key
+
 from gdchaos import directions, ensemble, maps, perturb, weights
 from gdchaos.errors import PrecisionError
 from gdchaos.numerics import min_resolvable_eps, require_precision
@@ -35,7 +37,7 @@ def test_ensemble_refuses_eps_below_float32_parameters():
 
 def test_ensemble_runs_float64_flax_parameters():
     tmap, init = _flax_task(jnp.float64)
-    res = ensemble.run(tmap, init, eta=[0.1], eps=[1e-8], n_ic=1, n_perturb=2, steps=2, key=jax.random.key(0),
+    res = ensemble.run(tmap, init, eta=[0.1], eps=[1e-8], n_ic=1, n_perturb=2, steps=2, key=fast_key(0),
                        progress=False)
     d0 = res.records["distance"][0, 0, 0, 1:, 0]
     assert np.all((d0 > 0) & (d0 <= 6 * 1e-8))  # 6 perturbed kernel entries, each |δ| ≤ ε
@@ -43,7 +45,7 @@ def test_ensemble_runs_float64_flax_parameters():
 
 def test_float32_parameters_are_fine_at_a_resolvable_eps():
     tmap, init = _flax_task(jnp.float32)
-    res = ensemble.run(tmap, init, eta=[0.1], eps=[1e-3], n_ic=1, n_perturb=1, steps=2, key=jax.random.key(0),
+    res = ensemble.run(tmap, init, eta=[0.1], eps=[1e-3], n_ic=1, n_perturb=1, steps=2, key=fast_key(0),
                        progress=False)
     assert np.all(res.records["distance"][0, 0, 0, 1:, 0] > 0)
 

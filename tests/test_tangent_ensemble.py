@@ -7,6 +7,8 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import fast_key
+
 from gdchaos import results
 from gdchaos.lyapunov.tangent import lyapunov_spectrum
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
@@ -125,7 +127,7 @@ def test_running_exponent_is_exact_for_any_renorm_and_transient(transient, renor
 
     steps = 103
     res = run_tangent(_flip_map(1.4), lambda key: jnp.asarray(1.0), eta=[1.0], n_ic=1, steps=steps,
-                      key=jax.random.key(0), transient=transient, renorm_every=renorm_every, chunk=50, progress=False)
+                      key=fast_key(0), transient=transient, renorm_every=renorm_every, chunk=50, progress=False)
     run = res.running_exponent()[0, 0]
     # first averaged block: the first one that starts at or after the transient, ending at update c
     first_block = -(-transient // renorm_every)
@@ -146,7 +148,7 @@ def test_divergence_is_flagged_frozen_and_counted():
     a = 1.0 + 1e10
     t_inf = next(t for t in range(100) if math.log10(0.5 * a) + 20 * t > math.log10(np.finfo(np.float64).max))
     tmap = _flip_map(1e10)
-    res = run_tangent(tmap, lambda key: jnp.asarray(1.0), eta=[1.0, 1e-11], n_ic=2, steps=40, key=jax.random.key(0),
+    res = run_tangent(tmap, lambda key: jnp.asarray(1.0), eta=[1.0, 1e-11], n_ic=2, steps=40, key=fast_key(0),
                       chunk=16, progress=False)
     assert res.diverged.tolist() == [[True, True], [False, False]]
     assert res.diverged_at.tolist() == [[t_inf, t_inf], [-1, -1]]
