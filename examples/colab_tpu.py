@@ -9,6 +9,9 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   accelerator: TPU
+#   colab:
+#     provenance: []
 # ---
 
 # %% [markdown]
@@ -24,8 +27,12 @@
 #
 # The whole (η × initial condition) grid runs as **one** vectorized, compiled JAX program.
 #
-# Open in Colab, pick *Runtime → Change runtime type → TPU*, and run all cells. The same
-# file runs on a laptop CPU (it says so and carries on); ``GDCHAOS_QUICK=1`` shrinks it to a
+# Open ``examples/colab_tpu.ipynb`` in Colab (File → Open notebook → GitHub, or
+# ``https://colab.research.google.com/github/<owner>/gdchaos/blob/main/examples/colab_tpu.ipynb``);
+# it asks for a TPU runtime (else *Runtime → Change runtime type → TPU*); run all cells. The
+# notebook is generated from ``examples/colab_tpu.py`` (jupytext percent format; a test keeps
+# them in sync: after editing the ``.py``, run ``python tests/test_examples.py``). The same
+# code runs on a laptop CPU (it says so and carries on); ``GDCHAOS_QUICK=1`` shrinks it to a
 # few seconds:
 #
 #     GDCHAOS_QUICK=1 python examples/colab_tpu.py
@@ -99,6 +106,9 @@ fig.savefig(Path(OUT) / "tangent.png", dpi=120)
 results.save(ds, OUT)  # results.nc (reload with gdchaos.results.load) and summary.csv
 try:
     display(fig)  # noqa: F821 -- defined in notebooks
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # shown once: the notebook's inline backend would draw it again at the end of the cell
 except NameError:
     print("figure:", Path(OUT) / "tangent.png")
 
@@ -121,7 +131,7 @@ w = rng.normal(size=100_000).astype(np.float32)
 w_perturbed = (w.astype(np.float64) + rng.uniform(-1e-8, 1e-8, size=w.size)).astype(np.float32)
 print(f"float32: {np.mean(w_perturbed == w):.0%} of N(0, 1) weights are unchanged by a 1e-8 perturbation")
 
-# %% The float64 guard refuses the finite-ε method at ε = 1e-8
+# %% The float64 guard refuses the finite-ε method at an ε of 1e-8
 from gdchaos import numerics
 from gdchaos.errors import PrecisionError
 from gdchaos.experiment import finite_sweep
