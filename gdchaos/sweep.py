@@ -163,6 +163,7 @@ def validate(cfg) -> None:
         check(bool(lengths), f"lyapunov.length_max={cfg.lyapunov.length_max} < lyapunov.length_min={cfg.lyapunov.length_min}: no window lengths")
         check(cfg.lyapunov.length_min >= 2, f"lyapunov.length_min must be >= 2 (a line needs two points); got {cfg.lyapunov.length_min}")
         check_window_grid(cfg.steps, starts, lengths)
+    _check_cluster(cfg)
 
 
 def _window_grid(cfg):
@@ -192,7 +193,203 @@ def _configure_precision(cfg) -> None:
         enable_float64()
 
 
-RESUME_FREE_KEYS = ("progress", "resume", "checkpoint", "cpu_devices", "figures")
+def _check_cluster(cfg) -> None:
+    """One-line errors for the ``cluster.*`` keys (used with ``distributed=true``)."""
+    cluster = cfg.get("cluster") or {}
+    coordinator = cluster.get("coordinator")
+    check(coordinator is None or (isinstance(coordinator, str) and coordinator.rpartition(":")[2].isdigit()),
+          f"cluster.coordinator must be host:port (e.g. 10.0.0.1:1234) or null; got {coordinator!r}")
+    n, pid = cluster.get("num_processes"), cluster.get("process_id")
+    check(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1),
+          f"cluster.num_processes must be an integer >= 1 or null; got {n!r}")
+    check(pid is None or (isinstance(pid, int) and not isinstance(pid, bool) and pid >= 0 and (n is None or pid < n)),
+          f"cluster.process_id must be an integer in [0, cluster.num_processes) or null; got {pid!r}")
+    timeout = cluster.get("timeout", 300)
+    check(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout < math.inf,
+          f"cluster.timeout must be a number of seconds > 0; got {timeout!r}")
+
+
+def _wait_for_coordinator(address: str, deadline: float) -> bool:
+    """Whether a TCP connection to ``host:port`` opens before ``deadline`` (time.monotonic())."""
+    import socket
+    import time
+
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
+def _join_processes(cfg) -> tuple[int, int]:
+    """Join the processes of a ``distributed=true`` run; return ``(process index, process count)``.
+
+    Calls ``jax.distributed.initialize`` with ``cluster.coordinator``, ``cluster.num_processes``
+    and ``cluster.process_id``; those left null come from the cluster environment (TPU pod
+    metadata, SLURM, Open MPI) or ``JAX_COORDINATOR_ADDRESS``. CPU processes exchange data
+    with gloo collectives. Within ``cluster.timeout`` seconds every process has joined, or
+    this one stops with one line on stderr (exit 2): a process other than 0 that cannot
+    reach the coordinator says so, any other says which processes were awaited. A no-op
+    returning the current rank when JAX's distributed system is already up.
+    """
+    import sys
+    import threading
+    import time
+
+    import jax
+
+    if jax.distributed.is_initialized():
+        return jax.process_index(), jax.process_count()
+    _check_cluster(cfg)
+    cluster = cfg.get("cluster") or {}
+    coordinator = cluster.get("coordinator") or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    n, pid, timeout = cluster.get("num_processes"), cluster.get("process_id"), float(cluster.get("timeout", 300))
+    _configure_devices(cfg)  # before the backend starts
+    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk through gloo
+    deadline = time.monotonic() + timeout
+    where = f"the coordinator {coordinator}" if coordinator else "the coordinator from the cluster environment"
+    if coordinator and pid is not None and pid > 0 and not _wait_for_coordinator(coordinator, deadline):
+        raise ConfigError(
+            f"distributed: process {pid} cannot reach {where} within {timeout:g} s (cluster.timeout); "
+            "start process 0 (cluster.process_id=0) first, or check cluster.coordinator and the firewall"
+        )
+
+    def give_up() -> None:  # jax.distributed aborts with a C++ stack trace after its own timeout; stop first, in one line
+        who = "this process" if pid is None else f"process {pid}"
+        every = "all processes" if n is None else f"all {n} processes"
+        print(f"gdchaos.sweep: error: distributed: {who} waited {timeout:g} s (cluster.timeout) at {where} for "
+              f"{every} to join; start the same command on every process "
+              "(cluster.process_id=0..num_processes-1) or raise cluster.timeout", file=sys.stderr, flush=True)
+        os._exit(2)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=n, process_id=pid,
+                                   initialization_timeout=int(math.ceil(timeout)) + 60)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(
+            f"distributed=true: {' '.join(str(err).split()).rstrip('.')}; outside a TPU pod, SLURM or Open MPI job give "
+            "cluster.coordinator=HOST:PORT, cluster.num_processes and cluster.process_id"
+        ) from None
+    finally:
+        watchdog.cancel()
+    log.info("jax.distributed: process %d of %d, %d devices (%d local)",
+             jax.process_index(), jax.process_count(), jax.device_count(), jax.local_device_count())
+    return jax.process_index(), jax.process_count()
+
+
+def _broadcast_text(text: str, size: int = 4096) -> str:
+    """Process 0's ``text`` on every process."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    data = text.encode()[: size - 1]  # callers send less
+    buf = np.zeros(size, np.uint8)
+    buf[: len(data)] = np.frombuffer(data, np.uint8)
+    return bytes(np.asarray(multihost_utils.broadcast_one_to_all(buf))).rstrip(b"\0").decode()
+
+
+def _gather_eta_parts(ds, n_processes: int):
+    """Concatenate every process's Dataset (its share of the η grid, in process order) on every process."""
+    import pickle
+
+    import numpy as np
+    import xarray as xr
+    from jax.experimental import multihost_utils
+
+    blob = np.frombuffer(pickle.dumps(ds, protocol=pickle.HIGHEST_PROTOCOL), np.uint8)
+    sizes = multihost_utils.process_allgather(np.frombuffer(np.int64(blob.size).tobytes(), np.uint8))
+    sizes = [int(np.frombuffer(row.tobytes(), np.int64)[0]) for row in np.asarray(sizes)]
+    buf = np.zeros(max(sizes), np.uint8)
+    buf[: blob.size] = blob
+    everything = np.asarray(multihost_utils.process_allgather(buf))
+    parts = [pickle.loads(everything[p, : sizes[p]].tobytes()) for p in range(n_processes)]
+    merged = xr.concat(parts, dim="eta", data_vars="minimal", coords="minimal", compat="override",
+                       combine_attrs="override")
+    for key in merged.attrs:
+        if key.endswith("_seconds"):  # the slowest process
+            merged.attrs[key] = max(float(p.attrs.get(key, 0.0)) for p in parts)
+    merged.attrs["process_count"] = n_processes
+    return merged
+
+
+def _check_same_config(cfg) -> None:
+    """Every process was started with process 0's config (up to :data:`RESUME_FREE_KEYS`), else one line on each."""
+    import zlib
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+    from omegaconf import OmegaConf
+
+    flat = _flat(OmegaConf.to_container(cfg, resolve=True))
+    text = repr(sorted((k, repr(v)) for k, v in flat.items() if k.split(".")[0] not in RESUME_FREE_KEYS))
+    hashes = np.asarray(multihost_utils.process_allgather(np.uint32(zlib.crc32(text.encode())))).ravel()
+    others = [i for i, h in enumerate(hashes) if h != hashes[0]]
+    check(not others, f"distributed: process(es) {others} run another config than process 0; "
+          "start the same command (up to cluster.process_id) in every process")
+
+
+def _prepare_run_dir_together(cfg, output_dir: Path, rank: int, n_processes: int):
+    """:func:`_prepare_run_dir` on process 0, its verdict on all: ``(finished Dataset or None, finished?)``.
+
+    A refused directory stops every process (exit 2), not only process 0, so none waits for the others.
+    """
+    if n_processes == 1:
+        finished = _prepare_run_dir(cfg, output_dir)
+        return finished, finished is not None
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    finished, error, verdict = None, None, 0
+    if rank == 0:
+        try:
+            finished = _prepare_run_dir(cfg, output_dir)
+            verdict = 0 if finished is None else 1
+        except Exception as err:  # tell the others before stopping, or they wait for process 0 forever
+            error, verdict = err, 2
+    verdict = int(np.asarray(multihost_utils.broadcast_one_to_all(np.int32(verdict))))
+    if verdict == 2:
+        raise error if rank == 0 else ConfigError(f"process 0 refused the run directory {output_dir} (see its error)")
+    return finished, verdict == 1
+
+
+def _distributed_overrides(cfg, args: list[str]) -> list[str]:
+    """Join the processes before Hydra starts; all use process 0's run directory, and only process 0
+    writes Hydra's files there (``.hydra/``, the log): the others log to stdout."""
+    rank, n_processes = _join_processes(cfg)
+    if n_processes == 1:
+        return args
+    _check_same_config(cfg)  # before Hydra makes a run directory
+    run_dir = ""
+    if rank == 0:
+        from hydra import compose, initialize_config_dir
+
+        try:
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                run_dir = str(compose("sweep", overrides=[a for a in args if not a.startswith("-")],
+                                      return_hydra_config=True).hydra.run.dir)
+        except Exception:  # an interpolation only Hydra's run resolves: each process resolves its own
+            run_dir = ""
+        if len(run_dir.encode()) >= 4096:
+            run_dir = ""
+    run_dir = _broadcast_text(run_dir)
+    if run_dir:
+        quoted = run_dir if all(c.isalnum() or c in "_./-+" for c in run_dir) else "'" + run_dir.replace("'", "\\'") + "'"
+        args = [a for a in args if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={quoted}"]
+    if rank != 0:
+        args = [*args, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    return args
+
+
+RESUME_FREE_KEYS = ("progress", "resume", "checkpoint", "cpu_devices", "figures", "distributed", "cluster")
 """Config keys that may change between an interrupted run and its resumption."""
 
 
@@ -272,19 +469,24 @@ def run_sweep(cfg, output_dir) -> "object":
 
     validate(cfg)
     output_dir = Path(cfg.resume or output_dir)
-    finished = _prepare_run_dir(cfg, output_dir)
-    if finished is not None:
-        log.info("%s already holds finished results for this config; redrawing figures only", output_dir)
-        plots.save_all(finished, output_dir / "figures", etas=cfg.figures.etas)
+    # distributed=true: every process runs its share of the η grid and checkpoints it under
+    # checkpoint/process_<i>_of_<n>/; process 0 alone writes results, figures and the stored config
+    rank, n_processes = _join_processes(cfg) if cfg.distributed else (0, 1)  # joined before Hydra unless a multirun job
+    n_eta = len(_as_list(cfg.eta))
+    check(n_eta >= n_processes, f"distributed: {n_processes} processes but {n_eta} η values; each process "
+          f"runs at least one η: use at most {n_eta} processes or a longer η grid")
+    if n_processes > 1:
+        _check_same_config(cfg)
+    finished, done = _prepare_run_dir_together(cfg, output_dir, rank, n_processes)
+    if done:
+        if rank == 0:
+            log.info("%s already holds finished results for this config; redrawing figures only", output_dir)
+            plots.save_all(finished, output_dir / "figures", etas=cfg.figures.etas)
         return finished
-    if cfg.distributed:
-        import jax
-
-        jax.distributed.initialize()  # coordinator, process count and id from the cluster (TPU pod, SLURM)
-        log.info("jax.distributed: process %d of %d, %d devices", jax.process_index(), jax.process_count(), jax.device_count())
     ckpt = (output_dir / CHECKPOINT_DIR) if cfg.checkpoint else None
-    if ckpt is not None and any(ckpt.glob("*/state.npz")):
-        log.info("resuming from %s", ckpt)
+    own_ckpt = ckpt if ckpt is None or n_processes == 1 else ckpt / f"process_{rank}_of_{n_processes}"
+    if own_ckpt is not None and any(own_ckpt.glob("*/state.npz")):
+        log.info("resuming from %s", own_ckpt)
     _configure_devices(cfg)
     _configure_precision(cfg)
     task = build_task(
@@ -294,11 +496,16 @@ def run_sweep(cfg, output_dir) -> "object":
         loss=cfg.loss,
     )
     stored_config = output_dir / CHECKPOINT_DIR / "config.yaml"
-    if ckpt is not None and not stored_config.exists():  # once the task builds: a failed set-up leaves no claim on the directory
+    if rank == 0 and ckpt is not None and not stored_config.exists():  # once the task builds: a failed set-up leaves no claim on the directory
         from gdchaos.checkpoint import atomic_write
 
         atomic_write(stored_config, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)
+    if n_processes > 1:  # contiguous shares of the η grid; every η uses the same draws, so the shares are independent
+        share = len(eta) // n_processes + (rank < len(eta) % n_processes)
+        start = rank * (len(eta) // n_processes) + min(rank, len(eta) % n_processes)
+        eta = eta[start:start + share]
+        log.info("process %d of %d: η %s", rank, n_processes, eta)
     attrs = {"config": OmegaConf.to_yaml(cfg, resolve=True), "method": cfg.method}
     shared = dict(eta=eta, n_ic=cfg.n_ic, steps=cfg.steps, seed=cfg.seed, progress=cfg.progress, attrs=attrs)
     parts = []
@@ -318,7 +525,7 @@ def run_sweep(cfg, output_dir) -> "object":
             include_bias=cfg.perturbation.include_bias,
             distance=cfg.perturbation.distance,
             chunk=cfg.chunk,
-            checkpoint=ckpt and ckpt / "finite",
+            checkpoint=own_ckpt and own_ckpt / "finite",
             ic_slice=cfg.ic_slice,
         ))
     if cfg.method in ("tangent", "both"):
@@ -330,7 +537,7 @@ def run_sweep(cfg, output_dir) -> "object":
             transient=cfg.lyapunov.transient,
             renorm_every=cfg.lyapunov.renorm_every,
             chunk=cfg.chunk,
-            checkpoint=ckpt and ckpt / "tangent",
+            checkpoint=own_ckpt and own_ckpt / "tangent",
         ))
     if cfg.method == "sharpness":
         sh = cfg.sharpness
@@ -343,12 +550,23 @@ def run_sweep(cfg, output_dir) -> "object":
             method=sh.method,
             num_iters=sh.num_iters,
             chunk=max(1, cfg.chunk // sh.every),
-            checkpoint=ckpt and ckpt / "sharpness",
+            checkpoint=own_ckpt and own_ckpt / "sharpness",
         ))
     ds = add_window_matched_tangent(xr.merge(parts, combine_attrs="drop_conflicts")) if len(parts) > 1 else parts[0]
-    path = results.save(ds, output_dir)
-    if ckpt is not None:
-        shutil.rmtree(ckpt, ignore_errors=True)
+    if n_processes > 1:
+        from jax.experimental import multihost_utils
+
+        ds = _gather_eta_parts(ds, n_processes)
+        path = results.save(ds, output_dir) if rank == 0 else None
+        multihost_utils.sync_global_devices("gdchaos.sweep: results saved")  # only then drop the checkpoints
+        if own_ckpt is not None:
+            shutil.rmtree(ckpt if rank == 0 else own_ckpt, ignore_errors=True)
+        if rank != 0:
+            return ds
+    else:
+        path = results.save(ds, output_dir)
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)
     plots.save_all(ds, os.path.join(output_dir, "figures"), etas=cfg.figures.etas)
     for prefix in ("", "tangent_", "sharpness_"):
         if f"{prefix}run_seconds" in ds.attrs:
@@ -358,19 +576,19 @@ def run_sweep(cfg, output_dir) -> "object":
     return ds
 
 
-def precheck(args: list[str], config_name: str = "sweep") -> None:
+def precheck(args: list[str], config_name: str = "sweep"):
     """Compose the config as Hydra will and :func:`validate` it, before Hydra creates run directories.
 
     Raises :class:`ConfigError` with a one-line message for unknown keys or config
     names, unparsable values and invalid settings. Skipped for multirun jobs and
-    Hydra flags (each job validates itself).
+    Hydra flags (each job validates itself). Returns the composed config, or None when skipped.
     """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     if any(a.startswith("-") for a in args):
-        return
+        return None
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -380,14 +598,17 @@ def precheck(args: list[str], config_name: str = "sweep") -> None:
     except Exception as err:  # Hydra's composition raises plain TypeError/ValueError for malformed group values
         raise ConfigError(f"cannot compose the config from {' '.join(overrides)}: {' '.join(str(err).split())}") from None
     validate(cfg)
+    return cfg
 
 
 def _prepare(args: list[str]) -> list[str]:
-    precheck(args)
+    cfg = precheck(args)
     resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if resume and resume[-1] not in ("null", ""):
         check(Path(resume[-1]).is_dir(), f"resume={resume[-1]}: no such run directory")
         args = [*args, f"hydra.run.dir={resume[-1]}"]
+    if cfg is not None and cfg.distributed:
+        args = _distributed_overrides(cfg, args)
     return args
 
 

@@ -18,6 +18,15 @@ import pytest  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 matplotlib.use("Agg")
 
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "devices: needs several devices; CI runs them again on 4 fake CPU devices: "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m pytest -m devices",
+    )
+
+
 SMALL_WINDOWS = {"starts": [0, 5, 10], "lengths": [20, 30, 40]}
 """A shrunk fit-window grid for short test runs (needs steps >= 51)."""
 

@@ -362,13 +362,46 @@ def test_bad_arguments_say_the_fix(iris_task, kw, message):
         run(iris_task, **args)
 
 
-@pytest.mark.skipif(jax.local_device_count() < 2,
-                    reason="one device; run with XLA_FLAGS=--xla_force_host_platform_device_count=2")
-def test_sharded_run_equals_single_device(iris_task):
+@pytest.mark.devices
+@pytest.mark.skipif(jax.local_device_count() < 4,
+                    reason="needs 4 devices: XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m pytest -m devices")
+def test_sharded_run_equals_single_device(iris_task, tmp_path, monkeypatch):
+    """Same layout (4 devices, same blocks): bitwise, also when resumed after a crash. Across
+    layouts (1 vs 4 devices, blocks of 1 vs auto): the stated tolerance (test_sharding.LAYOUT_RTOL)."""
+    from gdchaos.checkpoint import Checkpoint
+    from test_sharding import assert_layouts_agree
+
     devices = jax.local_devices()
-    a = run(iris_task, eta=ETAS, eps=EPSS, devices=devices[:1])
-    b = run(iris_task, eta=ETAS, eps=EPSS, devices=devices)
-    np.testing.assert_array_equal(a.records["distance"], b.records["distance"])
+    kw = dict(eta=ETAS, eps=EPSS, n_ic=4, chunk=10)
+    assert len(ensemble.ensemble_sharding(len(ETAS), 4, devices).device_set) == 4  # the ic axis over all 4
+    alone = run(iris_task, devices=devices[:1], **kw)
+    split = run(iris_task, devices=devices, **kw)
+    blocked = run(iris_task, devices=devices, block=1, **kw)
+    again = run(iris_task, devices=devices, **kw)  # the same layout again: bitwise
+    for name in split.records:
+        np.testing.assert_array_equal(again.records[name], split.records[name], err_msg=name)
+
+    class Crash(Exception):
+        pass
+
+    save = Checkpoint.save
+
+    def save_then_crash(self, index, carry, records):
+        save(self, index, carry, records)
+        raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(Checkpoint, "save", save_then_crash)
+        with pytest.raises(Crash):
+            run(iris_task, devices=devices, checkpoint=tmp_path, **kw)
+    assert (tmp_path / "records_00000.npz").exists() and not (tmp_path / "records_00001.npz").exists()
+    resumed = run(iris_task, devices=devices, checkpoint=tmp_path, **kw)  # resumed on the same layout: bitwise
+    for name in split.records:
+        np.testing.assert_array_equal(resumed.records[name], split.records[name], err_msg=name)
+    np.testing.assert_array_equal(resumed.diverged_at, split.diverged_at)
+
+    assert_layouts_agree(split.records, alone.records, split.diverged_at, alone.diverged_at)
+    assert_layouts_agree(blocked.records, alone.records, blocked.diverged_at, alone.diverged_at)
 
 
 def test_final_state_continues_the_run():
