@@ -27,6 +27,17 @@ def pytest_configure(config):
     )
 
 
+TINY_SWEEP = [
+    "n_ic=2",
+    "n_perturb=2",
+    "steps=60",
+    "lyapunov.start_max=10",
+    "lyapunov.length_min=20",
+    "lyapunov.length_max=40",
+    "progress=false",
+]
+"""Overrides that shrink a sweep to seconds (2 ICs × 2 members × 60 updates, a small window grid)."""
+
 SMALL_WINDOWS = {"starts": [0, 5, 10], "lengths": [20, 30, 40]}
 """A shrunk fit-window grid for short test runs (needs steps >= 51)."""
 

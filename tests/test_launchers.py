@@ -27,6 +27,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import TINY_SWEEP
+
 from gdchaos import results
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install 'gdchaos[launchers]'")
@@ -35,13 +37,7 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install
 JOBS = "model.hidden=[10],[8]"  # two shapes: two Hydra jobs, each η-vectorized
 TINY = [
     "eta=0.5,5",
-    "n_ic=2",
-    "n_perturb=2",
-    "steps=60",
-    "lyapunov.start_max=10",
-    "lyapunov.length_min=20",
-    "lyapunov.length_max=40",
-    "progress=false",
+    *TINY_SWEEP,
     "checkpoint=false",
     "cpu_devices=1",  # same device count in every process (and two jobs share 2 cores)
 ]

@@ -7,20 +7,14 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
+from conftest import TINY_SWEEP
+
 from gdchaos import results
 from gdchaos.errors import ConfigError
 from gdchaos.sweep import config_dir, expand_range, validate, vectorize_overrides
 
 CONF = pathlib.Path(config_dir())
-SHRINK = [
-    "n_ic=2",
-    "n_perturb=2",
-    "steps=60",
-    "lyapunov.start_max=10",
-    "lyapunov.length_min=20",
-    "lyapunov.length_max=40",
-    "progress=false",
-]
+SHRINK = TINY_SWEEP
 
 
 def test_expand_range_follows_python_semantics():
