@@ -13,7 +13,8 @@ import xarray as xr
 
 from gdchaos import ensemble
 from gdchaos.lyapunov.tangent_ensemble import run_tangent
-from gdchaos.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_window_grid, finite_exponents
+from gdchaos.lyapunov.finite import (DEFAULT_LENGTHS, DEFAULT_STARTS, ESTIMATORS, check_estimator, check_window_grid,
+                                     finite_exponents)
 from gdchaos.errors import check
 from gdchaos.models import count_params
 from gdchaos.numerics import provenance
@@ -36,6 +37,7 @@ def finite_sweep(
     lengths=DEFAULT_LENGTHS,
     min_r2: float = 0.9,
     min_exponent: float = 0.05,
+    estimator: str = "window",
     accuracy_target: float | None = None,
     include_bias: bool = False,
     distance: str = "l1",
@@ -48,9 +50,11 @@ def finite_sweep(
     """Finite network Lyapunov exponents, ρ and ⟨τ⟩ over an (η, ε) grid, as a Dataset.
 
     Runs the (η, ε, ic, member) ensemble of ``task`` in one compiled program, fits Λ
-    per initial condition (best-R² window), and measures τ on the reference
-    trajectories. ``ic_slice``: run the ICs in slices of this size (memory); ``"auto"``
-    slices only when the ensemble would not fit in half the device memory. See :mod:`gdchaos.results` for the layout.
+    per initial condition with ``estimator`` (``"window"``: best-R² slope; ``"ratio"``: the
+    papers' Eq. 3, see :mod:`gdchaos.lyapunov.finite`; the Dataset also summarizes the
+    other one), and measures τ on the reference trajectories. ``ic_slice``: run the ICs in
+    slices of this size (memory); ``"auto"`` slices only when the ensemble would not fit in
+    half the device memory. See :mod:`gdchaos.results` for the layout.
 
     Example:
         >>> from gdchaos.task import build_task
@@ -62,6 +66,7 @@ def finite_sweep(
     """
     eps = list(np.atleast_1d(eps).astype(float))
     check_window_grid(steps, starts, lengths)
+    check_estimator(estimator)
     target = task.accuracy_target if accuracy_target is None else float(accuracy_target)
     if ic_slice == "auto":
         n_params = count_params(jax.eval_shape(task.model.init, jax.random.key(0)))
@@ -87,7 +92,8 @@ def finite_sweep(
         checkpoint=checkpoint,
         ic_slice=ic_slice,
     )
-    exponents = finite_exponents(result.records["distance"][:, :, :, 1:], starts, lengths, min_r2, min_exponent)
+    members = result.records["distance"][:, :, :, 1:]  # step 0: the initial ε-ball distances, before any update
+    by_estimator = {name: finite_exponents(members, starts, lengths, min_r2, min_exponent, name) for name in ESTIMATORS}
     tau = first_passage(result.records["accuracy"][:, :, :, 0], target)
     meta = {
         **provenance(),
@@ -98,12 +104,13 @@ def finite_sweep(
         "include_bias": int(include_bias),
         "min_r2": min_r2,
         "min_exponent": min_exponent,
+        "lyapunov_estimator": estimator,
         "seed": seed,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         **(attrs or {}),
     }
-    return to_dataset(result, exponents, tau, meta)
+    return to_dataset(result, by_estimator[estimator], tau, meta, by_estimator)
 
 
 def tangent_sweep(

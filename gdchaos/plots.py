@@ -85,28 +85,41 @@ def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
     return [float(eta[i]) for i in idx]
 
 
+ESTIMATOR_LABELS = {"window": "window fit (best-R² slope)", "ratio": "ratio from t = 0 (Eq. 3)"}
+
+
 def summary_figure(ds: xr.Dataset):
-    """λ_nMLE(η) ± std, ρ(η) and ⟨τ⟩(η) in three panels, one line per ε."""
+    """λ_nMLE(η) ± std, ρ(η) and ⟨τ⟩(η) in three panels, one line per ε.
+
+    Where no Λ is kept (ρ = 0, the λ_nMLE ≤ 0 phase) λ_nMLE is undefined: open markers
+    show the unfiltered mean Λ (``lambda_all``) there instead of a gap. ⟨τ⟩ is the mean
+    over all ICs, never-reached ones counted as the number of updates run (a lower
+    bound, ``tau_mean``); the dashed line averages only those that reached the target.
+    """
     fig, axes = _subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
+    steps = ds.sizes.get("step")
     for eps in ds.eps.values:
         s = ds.sel(eps=eps)
         label = f"ε = {eps:g}"
         line = axes[0].errorbar(s.eta, s.lambda_nmle, yerr=s.lambda_std, marker="o", capsize=3, label=f"{label}: λ_nMLE (kept Λ)")
+        color = line[0].get_color()
         if "lambda_max_tangent" in ds and eps == ds.eps.values[0]:
             axes[0].errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D",
                              color="k", capsize=3, label="tangent λ_max (ε → 0)")
         if "lambda_all" in s:
-            axes[0].plot(s.eta, s.lambda_all, ls="--", marker=".", color=line[0].get_color(), alpha=0.7, label=f"{label}: mean Λ, no filter")
+            axes[0].plot(s.eta, s.lambda_all, ls="--", color=color, alpha=0.5, label=f"{label}: mean Λ, no filter")
+            none_kept = s.rho.values == 0
+            if none_kept.any():
+                axes[0].plot(s.eta.values[none_kept], s.lambda_all.values[none_kept], "o", mfc="none", color=color,
+                             ms=8, label=f"{label}: λ≤0 phase (ρ = 0): mean Λ, no filter")
         axes[1].plot(s.eta, s.rho, marker="s", label=label)
         if "n_diverged" in s and int(s.n_diverged.sum()) > 0:
             frac = s.n_diverged / (ds.sizes["ic"] * ds.sizes["member"])
             axes[1].plot(s.eta, frac, ls=":", marker="x", color="tab:red", label=f"{label}: diverged members (excluded)")
-        reached = s.n_reached.values / ds.sizes["ic"]
-        axes[2].plot(s.eta, s.tau_mean, marker="^", label=label)
-        never = s.eta.values[reached == 0]
-        axes[2].plot(never, np.zeros_like(never), "x", color="gray", label="no IC reached target" if eps == ds.eps.values[0] else None)
+        _tau_panel(axes[2], s, label, steps, first=eps == ds.eps.values[0])
     axes[0].axhline(0.0, color="gray", lw=0.8)
-    axes[0].set_ylabel("λ_nMLE  (nat / update)")
+    estimator = ds.attrs.get("lyapunov_estimator", "window")
+    axes[0].set_ylabel(f"λ_nMLE  (nat / update; {estimator} estimator)")
     axes[1].set_ylabel("ρ  (fraction of ICs with Λ kept)")
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(fontsize=8)
@@ -117,8 +130,59 @@ def summary_figure(ds: xr.Dataset):
         _eta_axis(ax, ds.eta)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    axes[2].legend(fontsize=8)
-    fig.suptitle(f"{ds.attrs.get('task', '')}  ({ds.sizes['ic']} ICs × {ds.sizes['member'] - 1} perturbations)")
+    axes[2].legend(fontsize=7)
+    fig.suptitle(f"{ds.attrs.get('task', '')}  ({ds.sizes['ic']} ICs × {ds.sizes['member'] - 1} perturbations; "
+                 f"Λ: {ESTIMATOR_LABELS.get(estimator, estimator)})")
+    return fig
+
+
+def _tau_panel(ax, s, label: str, steps, first: bool) -> None:
+    """⟨τ⟩ over all ICs (censored at T) solid, the reached-only mean dashed, × where no IC reached the target."""
+    if "tau_mean_reached" not in s:  # a Dataset without the censored mean: tau_mean is over the ICs that reached it
+        ax.plot(s.eta, s.tau_mean, marker="^", label=f"{label}: ⟨τ⟩ over ICs that reached it")
+        return
+    line = ax.plot(s.eta, s.tau_mean, marker="^", label=label)
+    ax.plot(s.eta, s.tau_mean_reached, ls="--", marker=".", color=line[0].get_color(), alpha=0.7)
+    never = s.n_reached.values == 0
+    if never.any():
+        ax.plot(s.eta.values[never], s.tau_mean.values[never], "x", color="gray", ms=8,
+                label="no IC reached the target" if first else None)
+    if first:  # the two definitions, once
+        ax.plot([], [], color="gray", marker="^", label=f"⟨τ⟩ all ICs, never-reached = T = {steps} (lower bound)")
+        ax.plot([], [], color="gray", ls="--", marker=".", label="⟨τ⟩ over ICs that reached it")
+
+
+def lambda_eps_figure(ds: xr.Dataset):
+    """λ_nMLE(ε) per η for both estimators, ρ(ε), and where each fit sits vs ε (median window start, median τ).
+
+    Solid: the window fit (best-R² slope); dashed: the ratio from t = 0 (the papers' Eq. 3).
+    Medians are over the kept initial conditions.
+    """
+    fig, axes = _subplots(1, 3, figsize=(15, 4), constrained_layout=True, sharex=True)
+    eps = ds.eps.values
+    styles = {"window": dict(ls="-", marker="o"), "ratio": dict(ls="--", marker="s", mfc="none")}
+    for i, eta in enumerate(ds.eta.values):
+        s, color = ds.sel(eta=eta), f"C{i % 10}"
+        for name, style in styles.items():
+            if f"lambda_nmle_{name}" in s:
+                axes[0].plot(eps, s[f"lambda_nmle_{name}"], color=color, **style, label=f"η = {eta:g}, {name}")
+                axes[1].plot(eps, s[f"rho_{name}"], color=color, **style, label=f"η = {eta:g}, {name}")
+        if "median_window_start" in s:
+            axes[2].plot(eps, s.median_window_start, color=color, **styles["window"], label=f"η = {eta:g}: window start")
+        if "median_saturation_time" in s:
+            axes[2].plot(eps, s.median_saturation_time, color=color, **styles["ratio"], label=f"η = {eta:g}: τ (ratio)")
+    axes[0].set_ylabel("λ_nMLE  (nat / update)")
+    axes[1].set_ylabel("ρ  (fraction of ICs with Λ kept)")
+    axes[1].set_ylim(-0.03, 1.03)
+    axes[2].set_ylabel("median over kept ICs  (update)")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("perturbation half-width ε")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{ds.attrs.get('task', '')}: finite exponent vs ε; solid: {ESTIMATOR_LABELS['window']}, "
+                 f"dashed: {ESTIMATOR_LABELS['ratio']}")
     return fig
 
 
@@ -282,34 +346,46 @@ def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
 
 
 def curvature_figure(ds: xr.Dataset, etas=None):
-    """IC means along training: fraction of locally chaotic directions, of negative ones, and |cos(∇L, v_top)|."""
+    """IC means along training: locally chaotic, flat and negative directions, and |cos(∇L, v_top)|.
+
+    Chaotic: λ < −tol or λ > 2/η (a positive local exponent); flat: |λ| ≤ tol, with
+    tol = ``sharpness_flat_rtol``·max|λ|. Files without ``n_flat`` (older runs) skip that panel.
+    """
     etas = etas or [float(e) for e in ds.eta.values][:8]
-    fig, axes = _subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    has_flat = "n_flat" in ds
+    panels = ["n_chaotic", "n_flat", "n_negative"] if has_flat else ["n_chaotic", "n_negative"]
+    fig, axes = _subplots(1, len(panels) + 1, figsize=(4.7 * (len(panels) + 1), 3.8), constrained_layout=True)
     t = ds.time_step.values
-    n = float(ds.n_positive.max() + ds.n_negative.max()) or 1.0
+    total = ds.n_positive + ds.n_negative + (ds.n_flat if has_flat else 0)
+    n = float(total.max()) if np.isfinite(float(total.max())) else 0.0
     for i, eta in enumerate(etas):
         s = ds.sel(eta=eta, method="nearest")
         color = f"C{i}"
-        axes[0].plot(t, nan_mean(s.n_chaotic.values, axis=0), color=color, label=f"η = {float(s.eta):g}")
-        axes[1].plot(t, nan_mean(s.n_negative.values, axis=0), color=color)
-        axes[2].plot(t, nan_mean(s.overlap_top.values[..., 0], axis=0), color=color)
-    axes[0].set_ylabel("locally chaotic directions (λ ≤ 0 or λ ≥ 2/η)")
-    axes[1].set_ylabel("negative eigenvalues")
-    axes[2].set_ylabel("|cos(∇L, v_max)|")
+        for ax, name in zip(axes, panels):
+            ax.plot(t, nan_mean(s[name].values, axis=0), color=color, label=f"η = {float(s.eta):g}")
+        axes[-1].plot(t, nan_mean(s.overlap_top.values[..., 0], axis=0), color=color)
+    labels = {"n_chaotic": "chaotic directions (λ < −tol or λ > 2/η)", "n_flat": "flat directions (|λ| ≤ tol)",
+              "n_negative": "negative eigenvalues (λ < −tol)"}
+    for ax, name in zip(axes, panels):
+        ax.set_ylabel(labels[name])
+    axes[-1].set_ylabel("|cos(∇L, v_max)|")
     for ax in axes:
         ax.set_xlabel("update t")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     method = ds.attrs.get("curvature_method", "")
+    rtol = ds.attrs.get("sharpness_flat_rtol")
+    tol = f"; tol = {float(rtol):.3g}·max|λ|" if rtol is not None else ""
     fig.suptitle(f"curvature along training ({method}; counts over {'all' if method == 'full' else 'the extreme'} "
-                 f"eigenvalues, ≤ {int(n)})")
+                 f"eigenvalues, ≤ {int(n)}{tol})")
     return fig
 
 
 def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
     """Write the figures the Dataset supports into ``directory``.
 
-    Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png. Tangent
+    Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png, and
+    lambda_eps.png when the run has two or more ε values. Tangent
     results: tangent.png, ftle.png. Curvature tracking: sharpness.png, curvature.png.
     The figures are pyplot-free Agg figures: pyplot is not loaded and the backend is untouched.
     """
@@ -346,6 +422,8 @@ def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
             "loss.png": loss_figure(ds, etas),
             "lambda_hist.png": exponent_histogram(ds),
         })
+        if ds.sizes.get("eps", 0) >= 2 and "lambda_nmle_window" in ds:
+            figures["lambda_eps.png"] = lambda_eps_figure(ds)
     if "tangent_exponents" in ds:
         figures.update({"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)})
     if "sharpness" in ds:

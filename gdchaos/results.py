@@ -7,8 +7,23 @@ A sweep is held with dimensions ``(eta, eps, ic, member, step)``:
     exponent, r2, window_start,
     window_length, kept, tau      (eta, eps, ic)                 per initial condition
     lambda_nmle, lambda_std, rho,
-    n_kept, lambda_all, tau_mean, tau_std,
-    n_reached, n_diverged         (eta, eps)                     summary
+    n_kept, lambda_all, phase,
+    tau_mean, tau_std,
+    tau_mean_reached, tau_std_reached,
+    n_reached, n_censored,
+    n_diverged                    (eta, eps)                     summary
+    lambda_nmle_window, rho_window,
+    lambda_nmle_ratio, rho_ratio,
+    median_window_start,
+    median_saturation_time        (eta, eps)                     both estimators
+
+The per-IC exponent and ``lambda_nmle``/``rho`` come from the configured estimator
+(attribute ``lyapunov_estimator``: ``window`` or ``ratio``, see :mod:`gdchaos.lyapunov.finite`);
+the ``_window``/``_ratio`` summaries always hold both. ``phase`` is ``chaotic`` (ρ > 0),
+``λ≤0`` (no Λ kept: the paper's λ_nMLE ≤ 0 phase, where ``lambda_nmle`` stays NaN) or
+``undefined``. ``tau_mean`` is the paper's ⟨τ⟩ over all ICs, an IC that never reached the
+target censored at the number of updates run (then a lower bound); ``tau_mean_reached``
+averages the ICs that reached it.
 
 The tangent method adds ``tangent_*`` variables over ``(eta, ic, index | step)``
 (see :func:`tangent_dataset`). Attributes record the dtype, backend, device count, library versions and the
@@ -25,13 +40,16 @@ import xarray as xr
 
 from gdchaos.ensemble import AXES, EnsembleResult
 from gdchaos.numerics import nan_mean, nan_std
-from gdchaos.lyapunov.finite import FiniteExponents, summarize
+from gdchaos.lyapunov.finite import FiniteExponents, phase, summarize
 from gdchaos.training_time import summarize_tau
 
 RESULTS_FILE = "results.nc"
 FORMAT = "gdchaos-results"
-FORMAT_VERSION = 1
-"""Written as the ``format`` and ``format_version`` attributes of every results file."""
+FORMAT_VERSION = 2
+"""Written as the ``format`` and ``format_version`` attributes of every results file.
+
+Version 2: ``tau_mean``/``tau_std`` are over all ICs (never-reached censored at T); version
+1's reached-only ones are ``tau_mean_reached``/``tau_std_reached`` (:func:`load` renames them)."""
 SUMMARY_FILE = "summary.csv"
 SUMMARY_VARS = (
     "lambda_nmle",
@@ -39,11 +57,50 @@ SUMMARY_VARS = (
     "rho",
     "n_kept",
     "lambda_all",
+    "phase",
     "tau_mean",
     "tau_std",
     "n_reached",
+    "n_censored",
+    "tau_mean_reached",
+    "tau_std_reached",
     "n_diverged",
+    "lambda_nmle_window",
+    "rho_window",
+    "lambda_nmle_ratio",
+    "rho_ratio",
+    "median_window_start",
+    "median_saturation_time",
 )
+TAU_MEAN_DESCRIPTION = ("mean first update with test accuracy >= target over all ICs; an IC that never reached it "
+                        "counts as the number of updates run (censored: a lower bound where n_censored > 0)")
+TAU_REACHED_DESCRIPTION = "mean first update with test accuracy >= target over the ICs that reached it"
+
+
+def _kept_median(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Median over the last axis of ``values`` where ``kept``; NaN where none is."""
+    v = np.where(kept, np.asarray(values, dtype=np.float64), np.nan)
+    out = np.full(v.shape[:-1], np.nan)
+    some = np.asarray(kept).any(axis=-1)
+    out[some] = np.nanmedian(v[some], axis=-1)
+    return out
+
+
+def estimator_summaries(by_estimator: dict[str, FiniteExponents]) -> dict[str, np.ndarray]:
+    """λ_nMLE and ρ of each estimator (``lambda_nmle_<name>``, ``rho_<name>``) and where each fit sits.
+
+    ``median_window_start``: median window start of the kept Λ (window estimator);
+    ``median_saturation_time``: median τ of the kept Λ (ratio estimator); NaN where none is kept.
+    """
+    out = {}
+    for name, fe in by_estimator.items():
+        s = summarize(fe, warn=False)
+        out[f"lambda_nmle_{name}"], out[f"rho_{name}"] = s["lambda_nmle"], s["rho"]
+    if "window" in by_estimator:
+        out["median_window_start"] = _kept_median(by_estimator["window"].start, by_estimator["window"].kept)
+    if "ratio" in by_estimator:
+        out["median_saturation_time"] = _kept_median(by_estimator["ratio"].length, by_estimator["ratio"].kept)
+    return out
 
 
 def to_dataset(
@@ -51,8 +108,14 @@ def to_dataset(
     exponents: FiniteExponents,
     tau: np.ndarray,
     attrs: dict | None = None,
+    by_estimator: dict[str, FiniteExponents] | None = None,
 ) -> xr.Dataset:
-    """Assemble records, per-IC exponents, τ and their summaries into one Dataset."""
+    """Assemble records, per-IC exponents, τ and their summaries into one Dataset.
+
+    ``exponents``: the configured estimator's (per IC, ``lambda_nmle``, ``rho``, ``phase``);
+    ``by_estimator``: every estimator's exponents for the ``_window``/``_ratio`` summaries
+    (default: ``exponents`` alone).
+    """
     n_eta, n_eps, n_ic, n_members, steps = result.records["distance"].shape
     coords = {
         "eta": result.eta,
@@ -73,14 +136,32 @@ def to_dataset(
         kept=(per_ic, exponents.kept),
         tau=(per_ic, tau),
     )
-    summary = {**summarize(exponents), **summarize_tau(tau)}
+    summary = {**summarize(exponents), **summarize_tau(tau, steps)}
     summary["n_diverged"] = result.diverged.sum(axis=(-2, -1))
+    summary.update(estimator_summaries(by_estimator or {exponents.estimator: exponents}))
     data.update({k: (AXES[:2], np.asarray(v)) for k, v in summary.items()})
-    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
-    ds["exponent"].attrs["units"] = "nat / update"
-    ds["lambda_nmle"].attrs["units"] = "nat / update"
-    ds["tau"].attrs["description"] = "first update with test accuracy >= target; -1 if never"
-    ds["distance"].attrs["description"] = "distance of each member to member 0 (the reference)"
+    ds = xr.Dataset(data, coords=coords, attrs={"lyapunov_estimator": exponents.estimator, **(attrs or {})})
+    return _describe(ds)
+
+
+def _describe(ds: xr.Dataset) -> xr.Dataset:
+    """Units and descriptions of the finite-ε variables present in ``ds``."""
+    for name in ("exponent", "lambda_nmle", "lambda_nmle_window", "lambda_nmle_ratio", "lambda_all"):
+        if name in ds:
+            ds[name].attrs["units"] = "nat / update"
+    notes = {
+        "tau": "first update with test accuracy >= target; -1 if never",
+        "tau_mean": TAU_MEAN_DESCRIPTION,
+        "tau_mean_reached": TAU_REACHED_DESCRIPTION,
+        "distance": "distance of each member to member 0 (the reference)",
+        "phase": "chaotic: some Λ kept (rho > 0); λ≤0: no Λ kept (the paper's λ_nMLE <= 0 phase, lambda_nmle "
+                 "undefined, see lambda_all); undefined: no valid distance series",
+        "window_start": "first update of the fit window (0 for the ratio estimator)",
+        "window_length": "updates spanned by the fit window (the saturation time τ for the ratio estimator)",
+    }
+    for name, text in notes.items():
+        if name in ds:
+            ds[name].attrs["description"] = text
     return ds
 
 
@@ -124,8 +205,11 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
 def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     """Dataset of a :class:`~gdchaos.curvature.tracking.SharpnessResult`.
 
-    Variables over (eta, ic, time): ``sharpness`` (λ_max), ``n_positive``, ``n_negative``,
-    ``n_chaotic``, ``grad_norm``, ``curv_loss`` and each observable (``curv_<name>``);
+    Variables over (eta, ic, time): ``sharpness`` (λ_max), ``n_positive`` (λ > tol),
+    ``n_negative`` (λ < −tol), ``n_chaotic`` (λ < −tol or λ > 2/η: a positive local
+    exponent), ``n_flat`` (|λ| ≤ tol), ``grad_norm``, ``curv_loss`` and each observable
+    (``curv_<name>``), with the flat tolerance tol = ``sharpness_flat_rtol``·max|λ| (an
+    attribute; see :func:`gdchaos.lyapunov.local.direction_classes`);
     over (eta, ic, time, index): ``hessian_top`` (descending), ``hessian_bottom``
     (ascending), ``overlap_top``, ``overlap_bottom`` (|cos| of ∇L with those
     eigenvectors); ``edge_of_stability`` = 2/η (eta) and ``time_step`` (time), the
@@ -151,18 +235,25 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
         "sharpness_final": (("eta",), nan_mean(rec["top"][:, :, -1, 0], axis=1)),
         "sharpness_peak": (("eta",), nan_mean(np.max(np.where(np.isnan(rec["top"][..., 0]), -np.inf, rec["top"][..., 0]), axis=-1), axis=1)),
     }
-    for name in ("n_positive", "n_negative", "n_chaotic", "grad_norm"):
+    counts = ("n_positive", "n_negative", "n_chaotic", "n_flat")
+    for name in (*counts, "grad_norm"):
         data[name] = (run, rec[name])
     for name, value in rec.items():
-        if name not in ("top", "bottom", "overlap_top", "overlap_bottom", "n_positive", "n_negative", "n_chaotic", "grad_norm"):
+        if name not in ("top", "bottom", "overlap_top", "overlap_bottom", *counts, "grad_norm"):
             data[f"curv_{name}"] = (run, value)
     coords = {"eta": result.eta, "ic": np.arange(n_ic), "time": np.arange(n_t), "index": np.arange(k),
               "time_step": ("time", result.step)}
     ds = xr.Dataset(data, coords=coords, attrs={
-        "curvature_method": result.method, "sharpness_run_seconds": result.run_seconds,
+        "curvature_method": result.method, "sharpness_flat_rtol": result.flat_rtol,
+        "sharpness_run_seconds": result.run_seconds,
         "sharpness_compile_seconds": result.compile_seconds, **(attrs or {})})
     ds["sharpness"].attrs["description"] = "largest Hessian eigenvalue of the full-batch training objective"
     ds["sharpness_diverged_at"].attrs["description"] = "first update with a non-finite loss, gradient or parameter; -1 if none"
+    over = "all Hessian eigenvalues" if result.method == "full" else "the 2k extreme Lanczos eigenvalues (a lower bound)"
+    tol = f"tol = {result.flat_rtol:.3g}·max|λ|"
+    for name, rule in (("n_positive", "λ > tol"), ("n_negative", "λ < -tol"), ("n_flat", "|λ| <= tol"),
+                       ("n_chaotic", "λ < -tol or λ > 2/η (local exponent ln|1 - ηλ| > 0; flat and λ = 2/η excluded)")):
+        ds[name].attrs["description"] = f"count over {over} of {rule}, {tol}; -1 for a non-finite spectrum"
     return ds
 
 
@@ -194,7 +285,7 @@ def load(path: str | Path) -> xr.Dataset:
 
     Raises ``FileNotFoundError`` when there is none and ``ValueError`` for a file that
     is not a complete gdchaos results file (truncated, foreign, or from a newer
-    format version).
+    format version). A version-1 file is read in the current layout (:func:`upgrade_v1`).
 
     Example::
 
@@ -216,7 +307,32 @@ def load(path: str | Path) -> xr.Dataset:
     version = int(ds.attrs.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} has results format {version}; this gdchaos reads up to {FORMAT_VERSION}: upgrade gdchaos")
-    return ds
+    return upgrade_v1(ds) if version == 1 else ds
+
+
+def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
+    """A format-1 Dataset in the format-2 layout.
+
+    Version 1's ``tau_mean``/``tau_std`` averaged only the ICs that reached the target:
+    they become ``tau_mean_reached``/``tau_std_reached``, and ``tau_mean``/``tau_std``/
+    ``n_censored`` are recomputed from the stored per-IC ``tau`` (censored at the number
+    of recorded updates, as version 2 writes them). Version 1 always used the window
+    estimator (attribute ``lyapunov_estimator``); ``phase`` is derived from ``n_kept``
+    and the finite exponents. The attribute ``converted_from_format_version`` says so.
+    """
+    ds = ds.rename({k: f"{k}_reached" for k in ("tau_mean", "tau_std") if k in ds})
+    if "tau" in ds:
+        tau = ds.tau.transpose(..., "ic")
+        s = summarize_tau(tau.values, int(ds.sizes["step"]))
+        dims = tau.dims[:-1]
+        ds = ds.assign({k: (dims, s[k]) for k in ("tau_mean", "tau_std", "n_censored")})
+    if "exponent" in ds:
+        ds.attrs.setdefault("lyapunov_estimator", "window")
+        if "n_kept" in ds:
+            n_valid = np.isfinite(ds.exponent).sum("ic")
+            ds = ds.assign(phase=(n_valid.dims, phase(ds.n_kept.transpose(*n_valid.dims).values, n_valid.values)))
+    ds.attrs.update(format_version=FORMAT_VERSION, converted_from_format_version=1)
+    return _describe(ds)
 
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -118,7 +118,7 @@ def _integer(cfg, key: str, minimum: int) -> int:
 
 def validate(cfg) -> None:
     """Fail fast, before any computation, on configs that cannot run (one-line messages)."""
-    from gdchaos.lyapunov.finite import check_window_grid
+    from gdchaos.lyapunov.finite import check_estimator, check_window_grid
     from gdchaos.models import ACTIVATIONS
 
     for group in ("data", "model", "optimizer", "perturbation", "lyapunov"):
@@ -163,6 +163,7 @@ def validate(cfg) -> None:
         check(bool(lengths), f"lyapunov.length_max={cfg.lyapunov.length_max} < lyapunov.length_min={cfg.lyapunov.length_min}: no window lengths")
         check(cfg.lyapunov.length_min >= 2, f"lyapunov.length_min must be >= 2 (a line needs two points); got {cfg.lyapunov.length_min}")
         check_window_grid(cfg.steps, starts, lengths)
+        check_estimator(cfg.lyapunov.get("estimator"))
     _check_cluster(cfg)
 
 
@@ -521,6 +522,7 @@ def run_sweep(cfg, output_dir) -> "object":
             lengths=lengths,
             min_r2=cfg.lyapunov.min_r2,
             min_exponent=cfg.lyapunov.min_exponent,
+            estimator=cfg.lyapunov.estimator,
             accuracy_target=cfg.accuracy_target,
             include_bias=cfg.perturbation.include_bias,
             distance=cfg.perturbation.distance,

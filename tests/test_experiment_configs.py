@@ -133,9 +133,35 @@ def test_experiment_runs_shrunk(experiment, tmp_path, mock_cache, monkeypatch):
     assert (tmp_path / "summary.csv").stat().st_size > 0
     assert ds.sizes["eta"] == 2 and ds.sizes["ic"] == 2
     assert ds.attrs["task"].startswith(f"{cfg.data.name}/")
+    if cfg.method in ("finite", "both"):  # the configured estimator and perturbation reach the run
+        assert ds.attrs["lyapunov_estimator"] == cfg.lyapunov.estimator
+        assert ds.attrs["include_bias"] == int(cfg.perturbation.include_bias)
     if cfg.model.kind == "cnn":
         assert "/cnn-8-16-relu/" in ds.attrs["task"]
     if experiment == DRAW_FIGURES:
         assert (tmp_path / "figures" / "tangent.png").stat().st_size > 0  # method=tangent figures
     else:
         assert len(drawn) == 1 and drawn[0][0] is ds and str(drawn[0][1]).startswith(str(tmp_path))
+
+
+PAPER_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith(("jimenez2026_", "danovski2024_"))]
+
+
+@pytest.mark.parametrize("experiment", PAPER_EXPERIMENTS)
+def test_paper_experiments_follow_the_papers_text(experiment):
+    """Eq. 3 (ratio from t = 0) and every trainable parameter perturbed, biases included, each said in the file."""
+    cfg = compose_with(f"experiment={experiment}")
+    assert cfg.lyapunov.estimator == "ratio", experiment
+    assert cfg.perturbation.include_bias is True, experiment
+    validate(cfg)
+    own = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text())
+    if "lyapunov" in own:  # the file that sets them quotes the paper next to the setting
+        text = (CONF / "experiment" / f"{experiment}.yaml").read_text()
+        assert re.search(r"estimator: ratio\s+# the paper's Eq\. 3", text)
+        assert re.search(r"include_bias: true\s+# \"", text)
+
+
+def test_the_default_keeps_the_window_fit_and_weights_only():
+    cfg = compose_with()
+    assert cfg.lyapunov.estimator == "window" and cfg.perturbation.include_bias is False
+    assert len(PAPER_EXPERIMENTS) >= 10

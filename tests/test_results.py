@@ -57,6 +57,17 @@ def test_summary_is_consistent_with_per_ic_values(small_sweep):
     assert (small_sweep.tau.values[0] >= 0).all() and (small_sweep.tau.values[1] == -1).all()  # η = 8 never learns
     reached = small_sweep.tau.values >= 0
     np.testing.assert_array_equal(small_sweep.n_reached.values, reached.sum(-1))
+    np.testing.assert_array_equal(small_sweep.n_censored.values, (~reached).sum(-1))
+    # ⟨τ⟩ over all ICs: η = 8 never learns, so every IC counts as the STEPS updates run
+    np.testing.assert_allclose(small_sweep.tau_mean.values[1], STEPS)
+    np.testing.assert_allclose(small_sweep.tau_mean.values[0], small_sweep.tau.values[0].mean(-1))
+    np.testing.assert_allclose(small_sweep.tau_mean_reached.values[0], small_sweep.tau.values[0].mean(-1))
+    assert np.isnan(small_sweep.tau_mean_reached.values[1]).all()
+    # the configured (default: window) estimator's summary is the one in lambda_nmle/rho; phase instead of a gap
+    assert small_sweep.attrs["lyapunov_estimator"] == "window"
+    np.testing.assert_array_equal(small_sweep.lambda_nmle_window.values, small_sweep.lambda_nmle.values)
+    np.testing.assert_array_equal(small_sweep.rho_window.values, small_sweep.rho.values)
+    assert small_sweep.phase.values[:, 0].tolist() == ["λ≤0", "chaotic"]
     np.testing.assert_array_equal(small_sweep.n_diverged.values, small_sweep.diverged.values.sum((-2, -1)))
 
 
@@ -69,6 +80,7 @@ def test_save_load_round_trip(small_sweep, tmp_path):
         np.testing.assert_array_equal(back[name].values, small_sweep[name].values, err_msg=name)
         assert back[name].dims == small_sweep[name].dims
     assert back.kept.dtype == bool
+    assert back.attrs["format_version"] == results.FORMAT_VERSION == 2 and "converted_from_format_version" not in back.attrs
     for coord in ("eta", "eps", "ic", "member", "step"):
         np.testing.assert_array_equal(back[coord].values, small_sweep[coord].values)
     assert back.attrs["dtype"] == "float64" and back.attrs["backend"] == jax.default_backend()
@@ -90,6 +102,7 @@ def test_summary_csv_columns_and_values(small_sweep, tmp_path):
     np.testing.assert_allclose(table.rho, small_sweep.rho.values[:, 0], rtol=1e-5)  # 6 significant digits
     np.testing.assert_allclose(table.lambda_nmle, small_sweep.lambda_nmle.values[:, 0], rtol=1e-5)
     assert table.n_kept.tolist() == small_sweep.n_kept.values[:, 0].tolist()
+    assert table.phase.tolist() == ["λ≤0", "chaotic"]
 
 
 def test_figures_are_written(small_sweep, tmp_path):

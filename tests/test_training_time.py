@@ -1,8 +1,9 @@
-"""Training time τ: first passage of test accuracy over a target, and its summary over ICs."""
+"""Training time τ: first passage of test accuracy over a target, and ⟨τ⟩ over ICs (censored and reached-only)."""
 
 import numpy as np
 import pytest
 
+from gdchaos.errors import ConfigError
 from gdchaos.training_time import DEFAULT_TARGETS, first_passage, summarize_tau
 
 
@@ -35,23 +36,41 @@ def test_first_passage_keeps_leading_axes_and_reads_time_last():
     assert (tau == -1).sum() == tau.size - len(hits)
 
 
-def test_summarize_tau_averages_reached_only_and_counts_them():
+def test_summarize_tau_reached_only_mean_and_counts():
     tau = np.array([[2, -1, 0, 4], [-1, -1, -1, -1], [10, 10, 10, 10]])
-    s = summarize_tau(tau)
-    np.testing.assert_allclose(s["tau_mean"], [2.0, np.nan, 10.0], equal_nan=True)
-    np.testing.assert_allclose(s["tau_std"], [np.std([2, 0, 4]), np.nan, 0.0], equal_nan=True)
+    s = summarize_tau(tau, steps=20)
+    np.testing.assert_allclose(s["tau_mean_reached"], [2.0, np.nan, 10.0], equal_nan=True)
+    np.testing.assert_allclose(s["tau_std_reached"], [np.sqrt(8 / 3), np.nan, 0.0], equal_nan=True)  # (0,2,4): var 8/3
     assert s["n_reached"].tolist() == [3, 0, 4]
-    down = summarize_tau(tau, axis=0)
-    np.testing.assert_allclose(down["tau_mean"], [6.0, 10.0, 5.0, 7.0])
+    assert s["n_censored"].tolist() == [1, 4, 0]
+    down = summarize_tau(tau, steps=20, axis=0)
+    np.testing.assert_allclose(down["tau_mean_reached"], [6.0, 10.0, 5.0, 7.0])
     assert down["n_reached"].tolist() == [2, 1, 2, 2]
 
 
-def test_end_to_end_with_never_reached_counted_separately():
+def test_summarize_tau_censors_never_reached_at_the_number_of_updates():
+    """The paper's ⟨τ⟩ over all ICs: a never-reached IC counts as T = steps (by hand)."""
+    tau = np.array([[2, -1, 0, 4], [-1, -1, -1, -1], [10, 10, 10, 10]])
+    s = summarize_tau(tau, steps=20)
+    # row 0: (2 + 20 + 0 + 4) / 4 = 6.5; deviations −4.5, 13.5, −6.5, −2.5 → variance 251/4
+    np.testing.assert_allclose(s["tau_mean"], [6.5, 20.0, 10.0])
+    np.testing.assert_allclose(s["tau_std"], [np.sqrt(251 / 4), 0.0, 0.0])
+    down = summarize_tau(tau, steps=20, axis=0)
+    np.testing.assert_allclose(down["tau_mean"], [32 / 3, 50 / 3, 10.0, 34 / 3])
+    # a τ at or past the horizon cannot come from first_passage over `steps` records
+    with pytest.raises(ConfigError, match="not below steps=10"):
+        summarize_tau(np.array([3, 10]), steps=10)
+    with pytest.raises(ConfigError, match="steps must be an integer >= 1"):
+        summarize_tau(np.array([3]), steps=0)
+
+
+def test_end_to_end_with_never_reached_censored_and_counted():
     t = np.arange(100)
     acc = np.stack([np.clip(t / 50, 0, 1), np.clip(t / 80, 0, 1), np.full(100, 0.3)])  # τ = 45, 72, never
-    s = summarize_tau(first_passage(acc, 0.9))
-    assert s["tau_mean"] == pytest.approx((45 + 72) / 2)
-    assert s["n_reached"] == 2
+    s = summarize_tau(first_passage(acc, 0.9), steps=100)
+    assert s["tau_mean_reached"] == pytest.approx((45 + 72) / 2)
+    assert s["tau_mean"] == pytest.approx((45 + 72 + 100) / 3)
+    assert s["n_reached"] == 2 and s["n_censored"] == 1
 
 
 def test_default_targets_follow_the_papers():

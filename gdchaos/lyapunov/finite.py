@@ -1,16 +1,24 @@
 r"""Finite network Lyapunov exponents from ε-ball divergence (danovski2024, jimenez-gonzalez2026).
 
 For one initial condition with perturbed members j = 1..M at distances d_j(t) from
-the reference, the finite network Lyapunov exponent Λ is the least-squares slope of
+the reference (d_j(0): the initial ε-ball distance, before any update), let
 
-    y(t) = ln( M⁻¹ Σ_j d_j(t) )
+    y(t) = ln d̄(t),   d̄(t) = M⁻¹ Σ_j d_j(t).
 
-over the window [s, s + L] (L + 1 points) with the best R², searched over
-s ∈ starts and L ∈ lengths (default s ∈ {0, 5, ..., 100}, L ∈ {30, 35, ..., 100}).
+Two estimators of the finite network Lyapunov exponent Λ (``estimator=``):
+
+- ``window`` (default): the least-squares slope of y over the window [s, s + L]
+  (L + 1 points) with the best R², searched over s ∈ starts and L ∈ lengths
+  (default s ∈ {0, 5, ..., 100}, L ∈ {30, 35, ..., 100}).
+- ``ratio``: the papers' Eq. 3, Λ = (1/τ) ln(d̄(τ)/d̄(0)), a ratio from t = 0, with
+  the saturation time τ the window [0, τ] "yielding the best exponential fit" (best
+  R² of a line to y on [0, τ]) over the window ends τ = s + L of the same grid.
+
 Λ is kept if R² > ``min_r2`` (0.9) and Λ > ``min_exponent`` (0.05). Then
 
-    λ_nMLE = mean of kept Λ,  ρ = kept fraction of initial conditions.
+    λ_nMLE = mean of kept Λ,  ρ = kept fraction of initial conditions,
 
+and where no Λ is kept (ρ = 0) the cell is in the paper's λ_nMLE ≤ 0 phase (``phase``).
 Units: nats per update. All windows of all series are fitted at once from prefix
 sums (O(1) per window), so a sweep of thousands of series fits in milliseconds.
 """
@@ -52,8 +60,10 @@ class FiniteExponents(NamedTuple):
     Attributes:
         exponent: Λ per initial condition (NaN where the series is invalid).
         r2, start, length: the best window's R², first step and span.
+            For ``estimator="ratio"`` the window is [0, τ]: start 0, length the saturation time τ.
         kept: Λ passed the R² and Λ filters.
         min_r2, min_exponent: the filters' thresholds (kept: R² > min_r2 and Λ > min_exponent).
+        estimator: ``"window"`` or ``"ratio"`` (see the module docstring).
     """
 
     exponent: np.ndarray
@@ -63,6 +73,7 @@ class FiniteExponents(NamedTuple):
     kept: np.ndarray
     min_r2: float = 0.9
     min_exponent: float = 0.05
+    estimator: str = "window"
 
 
 class FilterWarning(UserWarning):
@@ -119,21 +130,26 @@ def check_window_grid(steps: int, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS
     )
 
 
-def best_window_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> WindowFit:
-    """Fit a line to every window of ``y`` (time on the last axis) and keep the best R².
+def saturation_times(starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> np.ndarray:
+    """Candidate saturation times τ of the ratio estimator: every window end s + L of the grid.
 
-    Windows containing a non-finite value are skipped; a constant window has R² = 0.
+    The ratio estimator thus looks at the same span of updates as the window fit
+    (default τ ∈ {30, 35, ..., 200}).
 
     Example:
-        >>> import numpy as np
-        >>> t = np.arange(300.0)
-        >>> fit = best_window_fit(0.3 * t - 18.0)
-        >>> round(float(fit.slope), 6), round(float(fit.r2), 6)
-        (0.3, 1.0)
+        >>> saturation_times([0, 5], [20, 30]).tolist()
+        [20, 25, 30, 35]
     """
-    y = np.asarray(y, dtype=np.float64)
-    check_window_grid(y.shape[-1], starts, lengths)
     s, length = window_grid(starts, lengths)
+    return np.unique(s + length)
+
+
+def _window_lines(y: np.ndarray, s: np.ndarray, length: np.ndarray):
+    """Least-squares line of ``y`` (time last) on every window [s, s + L]: ``(slope, intercept at s, r2)``.
+
+    Arrays over ``y``'s leading axes × windows. A window holding a non-finite value has
+    R² = −inf; a constant window has R² = 0. Sums come from prefix sums (O(1) per window).
+    """
     e = s + length + 1  # exclusive end
     n = (length + 1).astype(np.float64)
     finite = np.isfinite(y)
@@ -159,17 +175,87 @@ def best_window_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTH
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.where(syy_c > 1e-12 * np.maximum(syy, 1e-300), (sxy * sxy) / (sxx * syy_c), 0.0)
     r2 = np.where(bad, -np.inf, np.clip(r2, 0.0, 1.0))
+    return slope, intercept_at_start, r2
+
+
+def best_window_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> WindowFit:
+    """Fit a line to every window of ``y`` (time on the last axis) and keep the best R².
+
+    Windows containing a non-finite value are skipped; a constant window has R² = 0.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.arange(300.0)
+        >>> fit = best_window_fit(0.3 * t - 18.0)
+        >>> round(float(fit.slope), 6), round(float(fit.r2), 6)
+        (0.3, 1.0)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    check_window_grid(y.shape[-1], starts, lengths)
+    s, length = window_grid(starts, lengths)
+    slope, intercept, r2 = _window_lines(y, s, length)
     best = np.argmax(r2, axis=-1)
     take = lambda a: np.take_along_axis(np.broadcast_to(a, r2.shape), best[..., None], axis=-1)[..., 0]
     best_r2 = take(r2)
     none = ~np.isfinite(best_r2)
     return WindowFit(
         slope=np.where(none, np.nan, take(slope)),
-        intercept=np.where(none, np.nan, take(intercept_at_start)),
+        intercept=np.where(none, np.nan, take(intercept)),
         r2=np.where(none, np.nan, best_r2),
         start=take(s),
         length=take(length),
     )
+
+
+R2_TIE = 1e-9
+"""Windows [0, τ] whose R² is within this of the best are equally good; the ratio estimator takes the longest."""
+
+
+def ratio_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> WindowFit:
+    r"""Eq. 3 of danovski2024 / jimenez-gonzalez2026 on ``y`` = ln d̄(t) (time on the last axis).
+
+    Λ = (1/τ) ln(d̄(τ)/d̄(0)) = (y(τ) − y(0))/τ, where the saturation time τ is the window
+    [0, τ] "yielding the best exponential fit": the best R² of a least-squares line to y
+    on [0, τ] over τ ∈ :func:`saturation_times` (ties within :data:`R2_TIE`, e.g. an exact
+    exponential, go to the longest window: the exponential phase lasts until saturation).
+    Returns a :class:`WindowFit` with ``slope`` = Λ (the ratio, not the fitted slope),
+    ``intercept`` = y(0), ``r2`` of the chosen window, ``start`` = 0 and ``length`` = τ.
+    Windows holding a non-finite value are skipped; a series with y(0) non-finite gets NaN.
+
+    Example:
+        >>> t = np.arange(300.0)
+        >>> fit = ratio_fit(np.log(1e-8) + 0.3 * np.minimum(t, 70))  # saturates at t = 70
+        >>> round(float(fit.slope), 12), int(fit.length), int(fit.start)
+        (0.3, 70, 0)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    check_window_grid(y.shape[-1], starts, lengths)
+    tau = saturation_times(starts, lengths)
+    _, _, r2 = _window_lines(y, np.zeros_like(tau), tau)
+    best_r2 = np.max(r2, axis=-1, keepdims=True)
+    good = r2 >= best_r2 - R2_TIE
+    longest = r2.shape[-1] - 1 - np.argmax(good[..., ::-1], axis=-1)
+    chosen = tau[longest]
+    y_tau = np.take_along_axis(y, chosen[..., None], axis=-1)[..., 0]
+    none = ~np.isfinite(best_r2[..., 0])
+    return WindowFit(
+        slope=np.where(none, np.nan, (y_tau - y[..., 0]) / chosen),
+        intercept=np.where(none, np.nan, y[..., 0]),
+        r2=np.where(none, np.nan, np.take_along_axis(r2, longest[..., None], axis=-1)[..., 0]),
+        start=np.zeros_like(chosen),
+        length=chosen,
+    )
+
+
+ESTIMATORS = {"window": best_window_fit, "ratio": ratio_fit}
+"""Finite-exponent estimators: ``window`` (best-R² slope over the window grid) and ``ratio`` (the papers' Eq. 3)."""
+
+
+def check_estimator(estimator) -> str:
+    """Return ``estimator`` if it names one of :data:`ESTIMATORS`, else raise a ConfigError."""
+    check(isinstance(estimator, str) and estimator in ESTIMATORS,
+          f"unknown finite-exponent estimator {estimator!r} (lyapunov.estimator); choose one of {sorted(ESTIMATORS)}")
+    return estimator
 
 
 def finite_exponents(
@@ -178,12 +264,15 @@ def finite_exponents(
     lengths=DEFAULT_LENGTHS,
     min_r2: float = 0.9,
     min_exponent: float = 0.05,
+    estimator: str = "window",
 ) -> FiniteExponents:
     """Λ per initial condition from member distances ``(..., member, step)``.
 
-    ``distance`` holds the perturbed members only (not the reference). NaN members
-    (diverged) are left out of the mean; a series with a zero or non-finite mean
-    distance in every window gives Λ = NaN, never kept.
+    ``distance`` holds the perturbed members only (not the reference), step 0 being
+    the initial ε-ball distance. NaN members (diverged) are left out of the mean; a
+    series with a zero or non-finite mean distance in every window gives Λ = NaN, never
+    kept. ``estimator``: ``"window"`` (best-R² slope) or ``"ratio"`` (Eq. 3 of the papers,
+    :func:`ratio_fit`); anything else is a ConfigError.
 
     Example:
         >>> import numpy as np
@@ -192,28 +281,51 @@ def finite_exponents(
         >>> fe = finite_exponents(d)
         >>> round(float(fe.exponent[0]), 3), bool(fe.kept[0])
         (0.4, True)
+        >>> ratio = finite_exponents(d, estimator="ratio")  # τ = 50, the knee
+        >>> round(float(ratio.exponent[0]), 3), int(ratio.length[0])
+        (0.4, 50)
     """
+    fit_fn = ESTIMATORS[check_estimator(estimator)]
     d = np.asarray(distance, dtype=np.float64)
     check(d.ndim >= 2, f"distance must have shape (..., member, step); got {d.shape}")
     with np.errstate(invalid="ignore", divide="ignore"):
         all_nan = np.all(np.isnan(d), axis=-2)
         mean = np.where(all_nan, np.nan, np.nanmean(np.where(all_nan[..., None, :], 0.0, d), axis=-2))
         y = np.log(np.where(mean > 0, mean, np.nan))
-    fit = best_window_fit(y, starts, lengths)
+    fit = fit_fn(y, starts, lengths)
     kept = np.isfinite(fit.slope) & (fit.r2 > min_r2) & (fit.slope > min_exponent)
-    return FiniteExponents(fit.slope, fit.r2, fit.start, fit.length, kept, float(min_r2), float(min_exponent))
+    return FiniteExponents(fit.slope, fit.r2, fit.start, fit.length, kept, float(min_r2), float(min_exponent), estimator)
 
 
-def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarray]:
-    """λ_nMLE (mean of kept Λ), its std, ρ (kept fraction) and counts along ``axis``.
+PHASE_CHAOTIC = "chaotic"
+PHASE_NONCHAOTIC = "λ≤0"
+PHASE_UNDEFINED = "undefined"
+"""Phases of a cell: some Λ kept (ρ > 0); none kept, the paper's λ_nMLE ≤ 0 (exploitation) phase; no valid series."""
 
-    Where no Λ is kept, λ_nMLE and its std are NaN and ρ = 0. ``lambda_all`` is the
-    mean best-window slope of every valid initial condition, filters ignored: ≈ 0
-    where distances neither grow nor shrink. When the filters removed every initial
-    condition of every cell, a :class:`FilterWarning` says which filter and the largest
-    Λ it saw (:func:`explain_empty`).
+
+def phase(n_kept: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+    """``"chaotic"`` where some Λ was kept, ``"λ≤0"`` where valid series exist but none was kept, else ``"undefined"``.
+
+    Example:
+        >>> phase(np.array([3, 0, 0]), np.array([5, 5, 0])).tolist()
+        ['chaotic', 'λ≤0', 'undefined']
     """
-    why = explain_empty(exponents)
+    n_kept, n_valid = np.asarray(n_kept), np.asarray(n_valid)
+    return np.where(n_kept > 0, PHASE_CHAOTIC, np.where(n_valid > 0, PHASE_NONCHAOTIC, PHASE_UNDEFINED))
+
+
+def summarize(exponents: FiniteExponents, axis: int = -1, warn: bool = True) -> dict[str, np.ndarray]:
+    """λ_nMLE (mean of kept Λ), its std, ρ (kept fraction), counts and the phase along ``axis``.
+
+    Where no Λ is kept, λ_nMLE and its std are NaN (undefined) and ρ = 0: ``phase`` then
+    says ``"λ≤0"``, the paper's λ_nMLE ≤ 0 phase, or ``"undefined"`` when no initial
+    condition has a valid series (:func:`phase`). ``lambda_all`` is the mean Λ of every
+    valid initial condition, filters ignored: ≈ 0 where distances neither grow nor
+    shrink; it is what a figure shows in the λ≤0 phase. When the filters removed every
+    initial condition of every cell, a :class:`FilterWarning` says which filter and the
+    largest Λ it saw (:func:`explain_empty`), unless ``warn=False``.
+    """
+    why = explain_empty(exponents) if warn else None
     if why is not None:
         warnings.warn(why, FilterWarning, stacklevel=2)
     kept = exponents.kept
@@ -234,4 +346,5 @@ def summarize(exponents: FiniteExponents, axis: int = -1) -> dict[str, np.ndarra
         "rho": n_kept / kept.shape[axis],
         "n_kept": n_kept,
         "lambda_all": lambda_all,
+        "phase": phase(n_kept, n_valid),
     }
