@@ -170,6 +170,7 @@ def sharpness_sweep(
     k: int = 1,
     method: str = "auto",
     num_iters: int | None = 20,
+    flat_rtol: float | None = None,
     chunk: int = 10,
     progress: bool = True,
     attrs: dict | None = None,
@@ -179,6 +180,8 @@ def sharpness_sweep(
 
     Same initial conditions as :func:`finite_sweep` with the same ``seed``. See
     :func:`gdchaos.curvature.tracking.run_sharpness` and :func:`gdchaos.results.sharpness_dataset`.
+    ``flat_rtol``: eigenvalues with |λ| ≤ flat_rtol·max|λ| count as flat (``n_flat``), not
+    chaotic; None: N·ε of the dtype.
 
     Example:
         >>> from gdchaos.task import build_task
@@ -200,6 +203,7 @@ def sharpness_sweep(
         k=k,
         method=method,
         num_iters=num_iters,
+        rtol=flat_rtol,
         observe=task.observe,
         hyper=task.hyper,
         chunk=chunk,

@@ -3,7 +3,8 @@ r"""Dynamical stability of minima under GD and SGD (chemnitz2025 §3.2–3.5).
 **GD.** At a minimum θ* the GD map φ(θ) = θ − η∇L(θ) has Jacobian Dφ = I − ηH. Flat
 directions (ker H: the tangent space of a manifold of minima) are left unchanged;
 stability is decided on the normal space N(θ*) = im H, spanned by the eigenvectors
-with |λ_i| above :func:`gdchaos.lyapunov.local.zero_tolerance`:
+with |λ_i| > tol = rtol·max|λ| (default rtol = N·ε: the complement of the flat class of
+:func:`gdchaos.lyapunov.local.direction_classes`):
 
     ρ = ρ(Dφ|_N) = max_{|λ_i| > tol} |1 − ηλ_i|,   stable iff ρ < 1
       ⇔ 0 < λ_i < 2/η for every non-flat λ_i,     critical η* = 2/λ_max.
@@ -193,7 +194,7 @@ def sgd_stability(
         normal: restrict to the normal space im H(θ*) (explicit full-batch Hessian,
             at most ``max_params`` parameters). ``False`` keeps all directions: the flat
             ones then add exponents 0.
-        rtol: relative zero tolerance of the Hessian eigenvalues (default N·ε).
+        rtol: flat tolerance of the Hessian eigenvalues, |λ| ≤ rtol·max|λ| (default N·ε).
 
     Example (two orthogonal samples, batch 1: each direction is hit half the time, so
     λ = ½ ln|1 − η‖x‖²| per step):

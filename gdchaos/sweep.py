@@ -145,6 +145,9 @@ def validate(cfg) -> None:
         check(cfg.sharpness.method in ("auto", "full", "lanczos"), f"sharpness.method must be auto, full or lanczos; got {cfg.sharpness.method!r}")
         if cfg.sharpness.num_iters is not None:
             _integer(cfg, "sharpness.num_iters", cfg.sharpness.k)
+        flat = cfg.sharpness.get("flat_rtol")
+        check(flat is None or (isinstance(flat, (int, float)) and not isinstance(flat, bool) and math.isfinite(flat) and flat >= 0),
+              f"sharpness.flat_rtol must be null (N·eps of the dtype) or a finite number >= 0; got {flat!r}")
     check(cfg.lyapunov.transient < cfg.steps, f"lyapunov.transient must be in [0, steps={cfg.steps}); got {cfg.lyapunov.transient}")
     check(cfg.precision in ("auto", "float32", "float64"), f"precision must be auto, float32 or float64; got {cfg.precision!r}")
     check(
@@ -551,6 +554,7 @@ def run_sweep(cfg, output_dir) -> "object":
             k=sh.k,
             method=sh.method,
             num_iters=sh.num_iters,
+            flat_rtol=sh.get("flat_rtol"),
             chunk=max(1, cfg.chunk // sh.every),
             checkpoint=own_ckpt and own_ckpt / "sharpness",
         ))

@@ -220,10 +220,24 @@ def test_curvature_info_counts_and_gradient_overlaps():
         assert float(info.grad_norm) == pytest.approx(6.0, abs=1e-10)
         assert float(info.mean_overlap_negative) == pytest.approx(0.0, abs=1e-8)
     full = curvature_info(quad, at_top, eta, k=2, method="full")
-    assert (int(full.n_positive), int(full.n_negative), int(full.n_chaotic)) == (8, 2, 3)
+    assert (int(full.n_positive), int(full.n_negative), int(full.n_chaotic), int(full.n_flat)) == (8, 2, 3, 0)
     assert float(full.mean_overlap_positive) == pytest.approx(1.0 / 8, abs=1e-8)
     lanczos_info = curvature_info(quad, at_top, eta, k=2, method="lanczos", num_iters=N)
     assert (int(lanczos_info.n_positive), int(lanczos_info.n_negative), int(lanczos_info.n_chaotic)) == (2, 2, 3)
+    assert int(lanczos_info.n_flat) == 0
+
+
+def test_curvature_info_counts_flat_directions_apart():
+    """H = R diag(−2, −0.5, 0, 0, 0.1, 1, 1.5, 3.5, 4.5, 6) Rᵀ at η = 0.5 (2/η = 4): the two exact
+    zeros come out as ±roundoff and are flat, not chaotic (the rotation rounds every λ)."""
+    eigs = np.array([-2.0, -0.5, 0.0, 0.0, 0.1, 1.0, 1.5, 3.5, 4.5, 6.0])
+    a = jnp.asarray(ROT @ np.diag(eigs) @ ROT.T)
+    q = lambda p: 0.5 * flat(p) @ a @ flat(p)
+    info = curvature_info(q, PARAMS, 0.5, method="full")
+    assert (int(info.n_chaotic), int(info.n_flat), int(info.n_positive), int(info.n_negative)) == (4, 2, 6, 2)
+    # with rtol = 0.1 (tol = 0.6): λ = 0.1 and −0.5 become flat too
+    wide = curvature_info(q, PARAMS, 0.5, method="full", rtol=0.1)
+    assert (int(wide.n_chaotic), int(wide.n_flat), int(wide.n_positive), int(wide.n_negative)) == (3, 4, 5, 1)
 
 
 def test_curvature_info_along_snapshots_and_an_eta_grid():
@@ -238,15 +252,35 @@ def test_select_directions_kinds_and_top_k():
     lam = jnp.asarray(EIGS)
     assert select_directions(lam, "chaotic", eta=0.4).tolist() == [True, True] + [False] * 7 + [True]
     assert int(select_directions(lam, "nonchaotic", eta=0.4).sum()) == 7
+    assert select_directions(lam, "stable", eta=0.4).tolist() == select_directions(lam, "nonchaotic", eta=0.4).tolist()
+    assert not bool(select_directions(lam, "flat").any())
     assert int(select_directions(lam, "positive").sum()) == 8
     assert int(select_directions(lam, "negative").sum()) == 2
     # top-2 chaotic by |ln|1 − ηλ||: λ = −2 (ln 1.8) and λ = 6 (ln 1.4) beat λ = −0.5 (ln 1.2)
     assert np.flatnonzero(select_directions(lam, "chaotic", eta=0.4, k=2)).tolist() == [0, 9]
     assert np.flatnonzero(select_directions(lam, "positive", k=3)).tolist() == [7, 8, 9]
-    # exactly flat directions count as λ = 0: chaotic, neither positive nor negative
-    flat_lam = jnp.array([-1e-18, 0.0, 1e-18, 1.0])
-    assert select_directions(flat_lam, "chaotic", eta=0.1).tolist() == [True, True, True, False]
-    assert not bool(select_directions(flat_lam, "negative").any())
+    # exactly flat directions (±roundoff of 0, tol = 4ε·30) are flat: not chaotic, positive or negative
+    flat_lam = jnp.array([-1e-18, 0.0, 1e-18, 30.0])
+    assert select_directions(flat_lam, "flat").tolist() == [True, True, True, False]
+    assert not bool(select_directions(flat_lam, "chaotic", eta=0.01).any())  # 30 < 2/η = 200
+    assert select_directions(flat_lam, "chaotic", eta=0.1).tolist() == [False, False, False, True]  # 30 > 20
+    assert select_directions(flat_lam, "nonchaotic", eta=0.1).tolist() == [True, True, True, False]
+    assert not bool(select_directions(flat_lam, "stable", eta=0.1).any())
+    assert not bool(select_directions(flat_lam, "negative").any() | select_directions(flat_lam, "positive")[:3].any())
+    # λ = 2/η exactly (μ = 0): stable, not chaotic; the three classes partition the spectrum
+    edge = jnp.array([-1.0, 0.0, 1.0, 4.0, 5.0])
+    masks = np.array([select_directions(edge, w, eta=0.5) for w in ("chaotic", "flat", "stable")])
+    np.testing.assert_array_equal(masks, [[1, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 1, 1, 0]])
+    np.testing.assert_array_equal(select_directions(edge, "nonchaotic", eta=0.5), ~masks[0].astype(bool))
+    # tol = 0.125·8 = 1: ±1 are flat, 1 + 2⁻⁴⁰ is not
+    at_tol = jnp.array([-8.0, -1.0, 1.0, 1.0 + 2.0**-40])
+    assert select_directions(at_tol, "flat", rtol=0.125).tolist() == [False, True, True, False]
+    assert select_directions(at_tol, "positive", rtol=0.125).tolist() == [False, False, False, True]
+    assert select_directions(at_tol, "negative", rtol=0.125).tolist() == [True, False, False, False]
+    with pytest.raises(ConfigError, match="rtol must be finite and >= 0"):
+        select_directions(edge, "flat", rtol=-1.0)
+    with pytest.raises(ConfigError, match="pass eta > 0"):
+        select_directions(edge, "stable")
 
 
 def test_subspace_overlap_properties_and_random_baseline():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gdchaos.curvature.along import curvature_info
-from gdchaos.lyapunov.local import chaotic_count, local_exponents
+from gdchaos.lyapunov.local import chaotic_count, flat_count, local_exponents
 from gdchaos.stability import minimum_stability, sgd_stability
 
 LOSS = lambda p: 0.5 * (p[1] ** 2 + 4.0 * p[2] ** 2)  # H = diag(0, 1, 4)
@@ -27,13 +27,15 @@ def test_minimum_stability_still_decides_finite_minima():
 def test_local_exponents_of_non_finite_parameters():
     le = local_exponents(lambda p: jnp.sum(p ** 4), jnp.array([jnp.nan, 1.0]), eta=0.5)
     assert not bool(le.finite)
-    assert (int(le.n_chaotic), int(le.n_positive), int(le.n_negative)) == (-1, -1, -1)
+    assert (int(le.n_chaotic), int(le.n_flat), int(le.n_positive), int(le.n_negative)) == (-1, -1, -1, -1)
     assert int(chaotic_count(jnp.array([jnp.nan, 0.5]), 1.0)) == -1
+    assert int(flat_count(jnp.array([0.0, jnp.inf]))) == -1
 
 
 def test_curvature_info_of_non_finite_parameters():
     info = curvature_info(lambda p: jnp.sum(p ** 4), jnp.array([jnp.nan, 1.0, 2.0]), eta=0.5, method="full")
     assert not bool(info.finite) and int(info.n_chaotic) == -1 and int(info.n_positive) == -1
+    assert int(info.n_flat) == -1 and int(info.n_negative) == -1
 
 
 def test_sgd_stability_of_non_finite_parameters():

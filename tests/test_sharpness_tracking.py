@@ -3,11 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 
 from gdchaos import maps
 from gdchaos.curvature import run_sharpness, sharpness
-from gdchaos.plots import sharpness_figure
+from gdchaos.errors import ConfigError
+from gdchaos.plots import curvature_figure, sharpness_figure
 from gdchaos.results import sharpness_dataset
 from gdchaos.sweep import config_dir, run_sweep
 
@@ -28,15 +30,39 @@ def test_quadratic_sharpness_is_the_top_curvature_and_counts_follow_two_over_eta
     assert res.step.tolist() == [0, 10, 20]
     np.testing.assert_allclose(res.records["top"], np.broadcast_to([8.0, 3.0], (4, 2, 3, 2)), rtol=1e-12)
     np.testing.assert_allclose(res.records["bottom"], np.broadcast_to([0.5, 1.0], (4, 2, 3, 2)), rtol=1e-12)
-    expected = [int(np.sum(np.asarray(A) * e >= 2.0)) for e in etas]  # all λ > 0: chaotic iff λ ≥ 2/η
+    expected = [int(np.sum(np.asarray(A) * e > 2.0)) for e in etas]  # all λ > 0: chaotic iff λ > 2/η
     assert expected == [0, 1, 2, 3]
     np.testing.assert_array_equal(res.records["n_chaotic"], np.broadcast_to(np.array(expected)[:, None, None], (4, 2, 3)))
     assert np.all(res.records["n_positive"] == 4) and np.all(res.records["n_negative"] == 0)
+    assert np.all(res.records["n_flat"] == 0) and res.flat_rtol == 4 * np.finfo(np.float64).eps  # N·ε, N = 4
     # the recorded loss follows GD: each mode shrinks by (1 − ηa_i) per update
     w0 = jax.vmap(init)(jax.random.split(jax.random.split(jax.random.key(0), 3)[0], 2))["w"]
     for i, eta in enumerate(etas):
         w10 = w0 * (1 - eta * A) ** 10
         np.testing.assert_allclose(res.records["loss"][i, :, 1], 0.5 * jnp.sum(A * w10**2, axis=-1), rtol=1e-9)
+
+
+def test_flat_tolerance_reaches_the_counts_and_the_dataset():
+    """rtol = 0.1 with λ_max = 8: tol = 0.8, so λ = 0.5 is flat (and no longer positive or, at
+    η = 3 where 2/η = 0.67, chaotic)."""
+    tmap, loss = quadratic_map()
+    init = lambda key: {"w": jax.random.normal(key, (4,))}
+    res = run_sharpness(tmap, init, loss, eta=[0.3, 3.0], n_ic=1, steps=20, every=10, key=jax.random.key(0),
+                        method="full", progress=False, rtol=0.1)
+    assert res.flat_rtol == 0.1
+    np.testing.assert_array_equal(res.records["n_flat"], np.ones((2, 1, 2)))
+    np.testing.assert_array_equal(res.records["n_positive"], np.full((2, 1, 2), 3))
+    np.testing.assert_array_equal(res.records["n_chaotic"][:, 0, 0], [1, 3])  # 8 > 6.67; 1, 3, 8 > 0.67
+    ds = sharpness_dataset(res)
+    assert ds.attrs["sharpness_flat_rtol"] == 0.1 and ds.n_flat.dims == ("eta", "ic", "time")
+    np.testing.assert_array_equal(ds.n_flat.values, res.records["n_flat"])
+    assert "|λ| <= tol" in ds.n_flat.attrs["description"] and "0.1·max|λ|" in ds.n_flat.attrs["description"]
+    assert "λ > 2/η" in ds.n_chaotic.attrs["description"]
+    fig = curvature_figure(ds)
+    assert "flat directions" in fig.axes[1].get_ylabel() and "tol = 0.1·max|λ|" in fig.get_suptitle()
+    with pytest.raises(ConfigError, match="rtol must be finite and >= 0"):
+        run_sharpness(tmap, init, loss, eta=[0.3], n_ic=1, steps=20, every=10, key=jax.random.key(0),
+                      method="full", progress=False, rtol=-0.1)
 
 
 def test_lanczos_tracking_matches_the_full_spectrum(iris_task):
@@ -60,6 +86,18 @@ def test_sweep_analysis_sharpness_writes_figures_and_uses_the_sweep_initial_cond
     direct = sharpness(lambda p: iris_task.loss_fn(p, iris_task.dataset.x_train, iris_task.dataset.y_train), params0)
     np.testing.assert_allclose(ds.sharpness.values[:, 0, 0], float(direct[0]), rtol=1e-6)
     assert "sharpness_peak" in open(tmp_path / "summary.csv").read()
+    # the default flat tolerance is N·ε of the run's dtype (iris 4-10-3: N = 83)
+    assert ds.attrs["sharpness_flat_rtol"] == pytest.approx(83 * np.finfo(ds.attrs["dtype"]).eps, rel=1e-12)
+    assert np.all(ds.n_positive + ds.n_negative + ds.n_flat == 83)  # the auto method is full for 83 parameters
+
+
+def test_sweep_config_flat_rtol_reaches_the_dataset(tmp_path):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("sweep", overrides=["analysis=sharpness", "eta=[0.5]", "n_ic=1", "steps=20",
+                                          "sharpness.every=20", "sharpness.flat_rtol=0.001", "progress=false"])
+    ds = run_sweep(cfg, tmp_path)
+    assert ds.attrs["sharpness_flat_rtol"] == 0.001
+    assert "0.001·max|λ|" in ds.n_flat.attrs["description"]
 
 
 def test_divergence_is_flagged_at_the_exact_update_frozen_and_nan_after():

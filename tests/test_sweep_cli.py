@@ -114,3 +114,9 @@ def test_non_numeric_eta_is_a_config_error():
         vectorize_overrides(["eta=fast,slow"])
     with pytest.raises(ConfigError, match="eta values must be numbers"):
         validate(compose_with("eta=fast"))
+
+
+@pytest.mark.parametrize("value", ["-1e-9", "nan", "abc"])
+def test_bad_flat_tolerance_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="sharpness.flat_rtol must be null"):
+        validate(compose_with("analysis=sharpness", "method=sharpness", f"sharpness.flat_rtol={value}"))

@@ -4,7 +4,7 @@
 ``eigen``: Lanczos (full reorthogonalization) and power iteration; top/bottom-k eigenpairs.
 ``trace``: Hutchinson trace estimates.
 ``density``: spectral density by stochastic Lanczos quadrature.
-``along``: diagnostics at a point (sharpness, chaotic counts, gradient and subspace overlaps).
+``along``: diagnostics at a point (sharpness, chaotic and flat counts, gradient and subspace overlaps).
 ``tracking``: those diagnostics along training over an (η, ic) grid.
 """
 

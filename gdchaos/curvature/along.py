@@ -3,9 +3,11 @@ r"""Curvature diagnostics along training: sharpness, chaotic counts, gradient ov
 At parameters θ and learning rate η, with Hessian eigenpairs (λ_i, v_i) and gradient g:
 
 - sharpness: λ_max (compare with the GD stability limit 2/η, the edge of stability);
-- counts: λ_i > 0, λ_i < 0, and locally chaotic directions, λ_i ≤ 0 or λ_i ≥ 2/η
-  (herrmann2022; eigenvalues within :func:`gdchaos.lyapunov.local.zero_tolerance` of 0
-  count as 0, hence chaotic);
+- counts (:func:`gdchaos.lyapunov.local.direction_classes`), with the flat tolerance
+  tol = rtol·max|λ| (default rtol = N·ε, the roundoff of ``eigh``): flat |λ_i| ≤ tol,
+  locally chaotic λ_i < −tol or λ_i > 2/η (a positive local exponent ln|1 − ηλ_i| > 0,
+  herrmann2022 A.7; λ_i = 2/η exactly, exponent 0, is not chaotic), positive λ_i > tol
+  and negative λ_i < −tol;
 - gradient overlaps |cos(g, v_i)| = |gᵀv_i| / ‖g‖ with the top and bottom eigenvectors;
 - the overlap of two subspaces V, W (orthonormal bases as rows; herrmann2022 A.11),
 
@@ -42,11 +44,20 @@ from gdchaos.curvature.eigen import (
     resolve_method,
 )
 from gdchaos.errors import check
-from gdchaos.lyapunov.local import gd_local_exponents, spectrum_count, zero_tolerance
+from gdchaos.lyapunov.local import (
+    check_rtol,
+    classify,
+    default_rtol,
+    gd_local_exponents,
+    is_flat,
+    spectrum_count,
+    zero_tolerance,
+)
 
 Params = Any
 
-WHICH = ("chaotic", "nonchaotic", "positive", "negative")
+WHICH = ("chaotic", "nonchaotic", "stable", "flat", "positive", "negative")
+ETA_KINDS = ("chaotic", "nonchaotic", "stable")  # kinds that depend on the 2/η threshold
 
 
 class CurvatureInfo(NamedTuple):
@@ -55,9 +66,10 @@ class CurvatureInfo(NamedTuple):
     Attributes:
         top: ``(k,)`` largest Hessian eigenvalues, descending (``top[0]`` is the sharpness).
         bottom: ``(k,)`` smallest eigenvalues, ascending.
-        n_positive: number of λ_i > 0.
-        n_negative: number of λ_i < 0.
-        n_chaotic: number of λ_i ≤ 0 or λ_i ≥ 2/η.
+        n_positive: number of λ_i > tol.
+        n_negative: number of λ_i < −tol.
+        n_chaotic: number of locally chaotic λ_i: λ_i < −tol or λ_i > 2/η (exponent > 0).
+        n_flat: number of flat λ_i: |λ_i| ≤ tol.
         overlap_top: ``(k,)`` |cos(∇L, v_i)| for the eigenvectors of ``top``.
         overlap_bottom: ``(k,)`` the same for ``bottom``.
         mean_overlap_positive: mean |cos(∇L, v_i)| over eigenvectors with λ_i > 0 (NaN if none).
@@ -66,8 +78,9 @@ class CurvatureInfo(NamedTuple):
         finite: the eigenvalues are finite; where not (NaN or inf parameters or curvature),
             every count is −1 and the eigenvalues NaN, never a count taken from NaN.
 
-    Counts and means run over all N eigenpairs (``method="full"``) or over the 2k
-    computed extreme ones (``"lanczos"``). Overlaps are NaN where ∇L = 0.
+    tol = rtol·max|λ| (default rtol = N·ε). Counts and means run over all N eigenpairs
+    (``method="full"``: n_positive + n_negative + n_flat = N) or over the 2k computed
+    extreme ones (``"lanczos"``: lower bounds). Overlaps are NaN where ∇L = 0.
     """
 
     top: jax.Array
@@ -75,6 +88,7 @@ class CurvatureInfo(NamedTuple):
     n_positive: jax.Array
     n_negative: jax.Array
     n_chaotic: jax.Array
+    n_flat: jax.Array
     overlap_top: jax.Array
     overlap_bottom: jax.Array
     mean_overlap_positive: jax.Array
@@ -96,18 +110,20 @@ class Subspace(NamedTuple):
 
 
 def _tolerance(values, n: int, rtol):
-    rtol = n * jnp.finfo(values.dtype).eps if rtol is None else rtol
+    rtol = default_rtol(n, values.dtype) if rtol is None else rtol
     return zero_tolerance(values, rtol)[..., 0]
 
 
 def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *, n: int | None = None, rtol=None):
     r"""Boolean mask of the Hessian eigenvalues of kind ``which``, optionally only the k strongest.
 
-    ``which``: ``"chaotic"`` (λ ≤ 0 or ηλ ≥ 2), ``"nonchaotic"`` (0 < λ < 2/η), ``"positive"``
-    (λ > 0), ``"negative"`` (λ < 0). |λ| ≤ ``rtol``·max|λ| counts as 0 (default rtol = n·ε,
-    the roundoff of ``eigh``, with n the number of parameters, by default the number of
-    eigenvalues given). With ``k``, only the k selected with the largest |ln|1 − ηλ||
-    (chaotic, nonchaotic) or |λ| (positive, negative) stay selected.
+    With tol = ``rtol``·max|λ| (default rtol = n·ε, the roundoff of ``eigh``, with n the
+    number of parameters, by default the number of eigenvalues given), ``which`` is
+    ``"chaotic"`` (λ < −tol or λ > 2/η: ln|1 − ηλ| > 0), ``"flat"`` (|λ| ≤ tol),
+    ``"stable"`` (tol < λ ≤ 2/η), ``"nonchaotic"`` (flat or stable, the complement of
+    chaotic: herrmann2022's V_non-chaotic), ``"positive"`` (λ > tol) or ``"negative"``
+    (λ < −tol). With ``k``, only the k selected with the largest |ln|1 − ηλ|| (chaotic,
+    nonchaotic, stable) or |λ| (flat, positive, negative) stay selected.
 
     Example:
         >>> import jax.numpy as jnp
@@ -116,27 +132,30 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
         [True, False, False, True]
         >>> select_directions(lam, "chaotic", eta=1.0, k=1).tolist()  # ln|1 - 4| > ln|1 + 1|
         [False, False, False, True]
+        >>> select_directions(jnp.array([0.0, 1.0, 2.0]), "stable", eta=1.0).tolist()  # 0 is flat; 2 = 2/η
+        [False, True, True]
     """
     check(which in WHICH, f"which must be one of {list(WHICH)}; got {which!r}")
     lam = jnp.asarray(eigenvalues)
-    if which in ("chaotic", "nonchaotic"):
+    if which in ETA_KINDS:
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
         _check_eta(eta)
     if k is not None:
         k = _check_int("k", k, 1, lam.shape[-1], "the number of eigenvalues")
     n = lam.shape[-1] if n is None else int(n)
-    return _select(lam, which, eta, k, n, None if rtol is None else float(rtol))
+    return _select(lam, which, eta, k, n, check_rtol(rtol))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 3, 4, 5))
 def _select(lam, which, eta, k, n, rtol):
     tol = _tolerance(lam, n, rtol)
-    if which in ("chaotic", "nonchaotic"):
-        chaotic = (lam <= tol) | (eta * lam >= 2.0)
-        mask = chaotic if which == "chaotic" else ~chaotic
+    if which in ETA_KINDS:
+        classes = classify(lam, tol, eta)
+        mask = {"chaotic": classes.chaotic, "stable": classes.stable,
+                "nonchaotic": classes.flat | classes.stable}[which]
         score = jnp.abs(gd_local_exponents(lam, eta))
     else:
-        mask = lam > tol if which == "positive" else lam < -tol
+        mask = {"flat": is_flat(lam, tol), "positive": lam > tol, "negative": lam < -tol}[which]
         score = jnp.abs(lam)
     if k is None:
         return mask
@@ -204,7 +223,8 @@ def curvature_info(
 ) -> CurvatureInfo:
     r"""Sharpness, eigenvalue counts and gradient overlaps at ``params`` (see :class:`CurvatureInfo`).
 
-    Jit/vmap-able over ``params`` and ``eta`` (``k``, ``method``, ``num_iters`` static).
+    ``rtol``: flat tolerance |λ| ≤ rtol·max|λ| (default N·ε). Jit/vmap-able over
+    ``params`` and ``eta`` (``k``, ``method``, ``num_iters``, ``rtol`` static).
 
     Example:
         >>> import jax.numpy as jnp
@@ -218,7 +238,7 @@ def curvature_info(
     _check_eta(eta)
     method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
     values, vecs, _ = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
-    return _info(values, vecs, _flat_grad(loss, params), eta, k, None if rtol is None else float(rtol))
+    return _info(values, vecs, _flat_grad(loss, params), eta, k, check_rtol(rtol))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -231,7 +251,7 @@ def _info(values, vecs, g, eta, k, rtol):
     n, m = vecs.shape[1], values.shape[0]
     tol = _tolerance(values, n, rtol)
     positive, negative = values > tol, values < -tol
-    chaotic = (values <= tol) | (eta * values >= 2.0)
+    classes = classify(values, tol, eta)
     gnorm = jnp.linalg.norm(g)
     cos = jnp.abs(vecs @ g) / jnp.where(gnorm > 0, gnorm, jnp.nan)
 
@@ -245,7 +265,8 @@ def _info(values, vecs, g, eta, k, rtol):
         bottom=values[:k],
         n_positive=spectrum_count(positive, values),
         n_negative=spectrum_count(negative, values),
-        n_chaotic=spectrum_count(chaotic, values),
+        n_chaotic=spectrum_count(classes.chaotic, values),
+        n_flat=spectrum_count(classes.flat, values),
         overlap_top=cos[top_idx],
         overlap_bottom=cos[:k],
         mean_overlap_positive=mean_over(positive),
@@ -264,7 +285,7 @@ def curvature_info_along(loss: Callable[[Params], jax.Array], snapshots: Params,
     Example:
         >>> import jax.numpy as jnp
         >>> info = curvature_info_along(lambda p: jnp.sum(p ** 4), jnp.array([[0.1, 0.2], [0.5, 1.0]]), eta=0.5)
-        >>> info.n_chaotic.tolist()  # Hessian diag(12 p²): 12 ≥ 2/η = 4 only at the second snapshot
+        >>> info.n_chaotic.tolist()  # Hessian diag(12 p²): 12 > 2/η = 4 only at the second snapshot
         [0, 1]
     """
     eta_axis = 0 if jnp.ndim(eta) == 1 else None
@@ -297,14 +318,14 @@ def direction_subspace(
         ([True, False, True], (3, 3))
     """
     check(which in WHICH, f"which must be one of {list(WHICH)}; got {which!r}")
-    if which in ("chaotic", "nonchaotic"):
+    if which in ETA_KINDS:
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
         _check_eta(eta)
     n = _n_params(params)
     method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
     k_select = None if method == "lanczos" or k is None else _check_int("k", k, 1, n)
     values, vecs, res = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
-    mask = _select(values, which, eta, k_select, n, None if rtol is None else float(rtol))
+    mask = _select(values, which, eta, k_select, n, check_rtol(rtol))
     return Subspace(_as_pytrees(values, vecs, res, params).vectors, mask)
 
 

@@ -3,9 +3,14 @@ r"""Curvature along training over an (η, ic) grid: sharpness vs the edge of sta
 Every ``every`` updates the reference trajectory of each (η, initial condition) pauses
 for a curvature measurement of the full-batch objective L (:func:`curvature_info`):
 
-    sharpness λ_max(H), the k top and bottom eigenvalues, counts of λ > 0, λ < 0 and of
-    locally chaotic directions (λ ≤ 0 or λ ≥ 2/η), |cos(∇L, v_i)| with the top and
-    bottom eigenvectors, ‖∇L‖, the training loss and any ``observe`` output.
+    sharpness λ_max(H), the k top and bottom eigenvalues, counts of λ > tol, λ < −tol,
+    of locally chaotic directions (λ < −tol or λ > 2/η: a positive local exponent) and of
+    flat ones (|λ| ≤ tol), |cos(∇L, v_i)| with the top and bottom eigenvectors, ‖∇L‖,
+    the training loss and any ``observe`` output.
+
+The flat tolerance is tol = rtol·max|λ| with ``rtol`` (default N·ε of the parameter
+dtype) recorded in :attr:`SharpnessResult.flat_rtol`; see
+:func:`gdchaos.lyapunov.local.direction_classes`.
 
 GD at learning rate η is linearly stable at a minimum only if λ_max ≤ 2/η; the edge
 of stability (progressive sharpening up to 2/η, then hovering there) shows as
@@ -36,10 +41,12 @@ from gdchaos.curvature.along import curvature_info
 from gdchaos.curvature.eigen import resolve_method
 from gdchaos.ensemble import check_grid, draw, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.errors import check
+from gdchaos.lyapunov.local import check_rtol, default_rtol
 from gdchaos.maps import TrainingMap, TrainState, tree_sq_norm
 from gdchaos.models import count_params
 
-RECORDED = ("top", "bottom", "n_positive", "n_negative", "n_chaotic", "overlap_top", "overlap_bottom", "grad_norm")
+RECORDED = ("top", "bottom", "n_positive", "n_negative", "n_chaotic", "n_flat", "overlap_top", "overlap_bottom",
+            "grad_norm")
 
 
 class SharpnessResult(NamedTuple):
@@ -64,6 +71,8 @@ class SharpnessResult(NamedTuple):
         final_state: the :class:`~gdchaos.maps.TrainState` of every (η, ic) after the run,
             leaves ``(n_eta, n_ic, ...)`` (device arrays); a diverged trajectory holds its last
             finite state (``count`` = ``diverged_at``). Continue it with :func:`sharpness_step`.
+        flat_rtol: the flat tolerance used: |λ| ≤ flat_rtol·max|λ| is flat (``n_flat``),
+            neither positive, negative nor chaotic.
     """
 
     eta: np.ndarray
@@ -75,6 +84,7 @@ class SharpnessResult(NamedTuple):
     compile_seconds: float
     run_seconds: float
     final_state: TrainState
+    flat_rtol: float
 
 
 class SharpnessCarry(NamedTuple):
@@ -101,6 +111,7 @@ def sharpness_step(
     num_iters: int | None = None,
     observe: Callable | None = None,
     l2: bool = False,
+    rtol: float | None = None,
 ) -> tuple[Callable, Callable]:
     r"""The pure, jittable core of :func:`run_sharpness`: ``(init, step)`` of one (η, ic) trajectory.
 
@@ -125,6 +136,7 @@ def sharpness_step(
         k, method, num_iters: as in :func:`run_sharpness` (``method="auto"`` resolves on the parameter count).
         observe: ``observe(params) -> {name: scalar}`` recorded at each measurement.
         l2: add ½·``hyper["l2"]``·‖θ‖² to ``loss`` (as the training map does).
+        rtol: flat tolerance, |λ| ≤ rtol·max|λ| (default N·ε).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -138,6 +150,7 @@ def sharpness_step(
         ([4.0, 4.0, 4.0], 30, False)
     """
     check(isinstance(every, int) and every >= 1, f"every must be an integer >= 1; got {every!r}")
+    rtol = check_rtol(rtol)
 
     def objective(params, hyper):
         value = loss(params)
@@ -157,7 +170,7 @@ def sharpness_step(
     def step(carry: SharpnessCarry, hyper):
         params = carry.state.params
         info = curvature_info(lambda p: objective(p, hyper), params, hyper["learning_rate"],
-                              k=k, method=method, num_iters=num_iters)
+                              k=k, method=method, num_iters=num_iters, rtol=rtol)
         record = {name: getattr(info, name) for name in RECORDED}
         record["loss"] = objective(params, hyper)
         if observe is not None:
@@ -170,10 +183,10 @@ def sharpness_step(
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(tmap: TrainingMap, init_params, loss, observe, l2: bool, n_ic, every, k, method, num_iters):
+def _programs(tmap: TrainingMap, init_params, loss, observe, l2: bool, n_ic, every, k, method, num_iters, rtol):
     """Set-up program and measurement step, once per task and sizes: a repeated run compiles nothing."""
     init_one, measure = sharpness_step(tmap, loss, every=every, k=k, method=method, num_iters=num_iters,
-                                       observe=observe, l2=l2)
+                                       observe=observe, l2=l2, rtol=rtol)
 
     def init(key, eta):
         params, _, batch_keys = draw(key, init_params, n_ic)
@@ -202,6 +215,7 @@ def run_sharpness(
     progress: bool = True,
     devices=None,
     checkpoint=None,
+    rtol: float | None = None,
 ) -> SharpnessResult:
     """Curvature of ``loss`` every ``every`` updates along the trajectories of ``tmap`` over (η, ic).
 
@@ -223,6 +237,8 @@ def run_sharpness(
         chunk: measurements per compiled scan (progress granularity).
         checkpoint: directory for chunk checkpoints (see :func:`gdchaos.ensemble.drive`).
         devices: devices to split the (η, ic) grid over (default: :func:`gdchaos.ensemble.unsplit_on_cpu`).
+        rtol: flat tolerance, |λ| ≤ rtol·max|λ| counts as flat (default N·ε of the parameter
+            dtype, the roundoff of ``eigh``); the value used is ``flat_rtol`` of the result.
 
     Returns a :class:`SharpnessResult`: the records, which trajectories diverged and at
     which update (their later records are NaN), and the final states.
@@ -251,9 +267,14 @@ def run_sharpness(
     n_records = steps // every
     eta = check_grid(eta, n_ic, n_records, chunk)
     hyper = dict(hyper or {})
-    method = resolve_method(method, count_params(jax.eval_shape(init_params, jax.random.key(0))))
+    shapes = jax.eval_shape(init_params, jax.random.key(0))
+    n_params = count_params(shapes)
+    method = resolve_method(method, n_params)
+    rtol = check_rtol(rtol)
+    if rtol is None:
+        rtol = default_rtol(n_params, jnp.result_type(*(leaf.dtype for leaf in jax.tree.leaves(shapes))))
     init, measure = _programs(tmap, init_params, loss, observe, "l2" in hyper, int(n_ic), int(every), int(k), method,
-                              None if num_iters is None else int(num_iters))
+                              None if num_iters is None else int(num_iters), rtol)
     eta_dev = jnp.asarray(eta, jnp.result_type(float))
     carry, init_seconds = run_once(init, key, eta_dev)
     carry, hyper_dev = place(carry, eta_hyper(eta_dev, hyper), n_ic, unsplit_on_cpu(devices), ic_axis=1)
@@ -271,4 +292,5 @@ def run_sharpness(
         compile_seconds=init_seconds + compile_seconds,
         run_seconds=run_seconds,
         final_state=carry.state,
+        flat_rtol=rtol,
     )

@@ -3,7 +3,7 @@
 ``finite``: finite-ε network exponents from ε-ball divergence (λ_nMLE, ρ).
 ``tangent``: exact tangent-space exponents and spectra of any map.
 ``tangent_ensemble``: tangent exponents over (η, ic) grids in one program.
-``local``: one-step GD exponents ln|1 − ηλ_i(H)| from the Hessian.
+``local``: one-step GD exponents ln|1 − ηλ_i(H)| from the Hessian; chaotic, flat and stable directions.
 ``spectrum``: Kaplan–Yorke dimension and counts.
 """
 
@@ -16,7 +16,16 @@ from gdchaos.lyapunov.finite import (
     summarize,
     window_grid,
 )
-from gdchaos.lyapunov.local import LocalExponents, chaotic_count, gd_local_exponents, local_exponents, local_exponents_along
+from gdchaos.lyapunov.local import (
+    DirectionClasses,
+    LocalExponents,
+    chaotic_count,
+    direction_classes,
+    flat_count,
+    gd_local_exponents,
+    local_exponents,
+    local_exponents_along,
+)
 from gdchaos.lyapunov.spectrum import kaplan_yorke, n_positive
 from gdchaos.lyapunov.tangent import LyapunovState, TangentMap, exponents, lyapunov_spectrum, tangent_map
 from gdchaos.lyapunov.tangent_ensemble import TangentCarry, TangentResult, run_tangent, tangent_step
@@ -24,6 +33,7 @@ from gdchaos.lyapunov.local import hessian_matrix, hessian_spectrum, zero_tolera
 from gdchaos.lyapunov.tangent import LyapunovInfo, LyapunovSpectrum, default_dynamical, dimension, running_exponents
 
 __all__ = [
+    "DirectionClasses",
     "FilterWarning",
     "FiniteExponents",
     "LocalExponents",
@@ -34,8 +44,10 @@ __all__ = [
     "WindowFit",
     "best_window_fit",
     "chaotic_count",
+    "direction_classes",
     "exponents",
     "finite_exponents",
+    "flat_count",
     "gd_local_exponents",
     "kaplan_yorke",
     "local_exponents",
