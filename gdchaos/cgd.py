@@ -8,7 +8,9 @@ incoming update u (the gradient, when :func:`cgd` comes first in a chain):
 
 S is chosen by ``which`` (:func:`gdchaos.curvature.along.select_directions`):
 
-- ``"chaotic"``: λ_i ≤ 0 or λ_i ≥ 2/η (local exponent ln|1 − ηλ_i| ≥ 0);
+- ``"chaotic"``: λ_i < −tol or λ_i > 2/η (local exponent ln|1 − ηλ_i| > 0; flat directions,
+  |λ_i| ≤ tol, are not removed: their gradient component vanishes anyway, see
+  :func:`gdchaos.lyapunov.local.direction_classes`);
 - ``"positive"``: λ_i > 0;  ``"negative"``: λ_i < 0;
 
 all of them, or only the k with the largest |ln|1 − ηλ_i|| (chaotic) or |λ_i|. The

@@ -127,6 +127,8 @@ def test_sgd_exponent_sign_on_a_generic_interpolation_problem():
         (lambda: sgd_stability(lsq, P0, jnp.ones((3, 5)), jnp.zeros(3), 0.1, 1, k=6), "k must be <= 5"),
         (lambda: sgd_stability(lsq, P0, jnp.ones((3, 5)), jnp.zeros(3), 0.1, 1, steps=10, transient=10), "transient"),
         (lambda: sgd_stability(lsq, P0, jnp.ones((3, 5)), jnp.zeros(3), 0.1, 1, max_params=4), "max_params"),
+        (lambda: minimum_stability(quad, P0, 0.1, rtol=-1e-3), "rtol must be finite and >= 0"),
+        (lambda: sgd_stability(lsq, P0, jnp.ones((3, 5)), jnp.zeros(3), 0.1, 1, rtol=float("nan")), "rtol must be finite"),
     ],
 )
 def test_bad_arguments_raise_config_errors_that_state_the_fix(call, match):
