@@ -8,7 +8,7 @@ and the edge of stability, toy gradient maps, loss time-series tests, weight-lev
 diagnostics and the edge-of-chaos phase diagram.
 
 Importing gdchaos loads JAX, optax and flax, nothing heavier: ``experiment`` and
-``results`` (xarray, pandas) and ``timeseries`` (scipy) load on first use of them or
+``results`` (xarray, pandas), ``timeseries`` (scipy) and ``intermittency`` load on first use of them or
 of a name they export, and matplotlib loads only when a figure is drawn. Importing
 gdchaos changes no global state (no matplotlib backend, no JAX flags).
 """
@@ -70,12 +70,13 @@ from gdchaos.training_time import first_passage
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = frozenset({"experiment", "results", "timeseries"})
+_LAZY_MODULES = frozenset({"experiment", "intermittency", "results", "timeseries"})
 _LAZY_NAMES = {
     "add_window_matched_tangent": "experiment",
     "finite_sweep": "experiment",
     "sharpness_sweep": "experiment",
     "tangent_sweep": "experiment",
+    "detect_laminar": "intermittency",
     "autocorrelation": "timeseries",
     "kantz": "timeseries",
     "surrogate_band": "timeseries",
@@ -111,6 +112,7 @@ __all__ = [
     "ablation_importance",
     "add_window_matched_tangent",
     "autocorrelation",
+    "detect_laminar",
     "best_window_fit",
     "build_task",
     "cgd",
@@ -130,6 +132,7 @@ __all__ = [
     "enable_float64",
     "ensemble",
     "finite_exponents",
+    "intermittency",
     "finite_sweep",
     "first_passage",
     "from_optax",

@@ -8,11 +8,14 @@
 """
 
 from gdchaos.lyapunov.finite import (
+    ESTIMATORS,
     FilterWarning,
     FiniteExponents,
     WindowFit,
     best_window_fit,
     finite_exponents,
+    ratio_fit,
+    saturation_times,
     summarize,
     window_grid,
 )
@@ -33,6 +36,7 @@ from gdchaos.lyapunov.local import hessian_matrix, hessian_spectrum, zero_tolera
 from gdchaos.lyapunov.tangent import LyapunovInfo, LyapunovSpectrum, default_dynamical, dimension, running_exponents
 
 __all__ = [
+    "ESTIMATORS",
     "DirectionClasses",
     "FilterWarning",
     "FiniteExponents",
@@ -54,6 +58,8 @@ __all__ = [
     "local_exponents_along",
     "lyapunov_spectrum",
     "n_positive",
+    "ratio_fit",
+    "saturation_times",
     "run_tangent",
     "tangent_step",
     "summarize",
