@@ -318,7 +318,9 @@ def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
     ``n_censored`` are recomputed from the stored per-IC ``tau`` (censored at the number
     of recorded updates, as version 2 writes them). Version 1 always used the window
     estimator (attribute ``lyapunov_estimator``); ``phase`` is derived from ``n_kept``
-    and the finite exponents. The attribute ``converted_from_format_version`` says so.
+    and the finite exponents. A sharpness run's ``n_chaotic`` (then λ ≤ tol or ηλ ≥ 2, flat
+    directions included) becomes ``n_chaotic_or_flat``. The attribute
+    ``converted_from_format_version`` says so.
     """
     ds = ds.rename({k: f"{k}_reached" for k in ("tau_mean", "tau_std") if k in ds})
     if "tau" in ds:
@@ -331,6 +333,10 @@ def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
         if "n_kept" in ds:
             n_valid = np.isfinite(ds.exponent).sum("ic")
             ds = ds.assign(phase=(n_valid.dims, phase(ds.n_kept.transpose(*n_valid.dims).values, n_valid.values)))
+    if "n_chaotic" in ds and "sharpness_flat_rtol" not in ds.attrs:
+        # version 1 counted flat directions as chaotic (λ ≤ tol or ηλ ≥ 2): keep it under a name that says so
+        ds = ds.rename(n_chaotic="n_chaotic_or_flat")
+        ds["n_chaotic_or_flat"].attrs["description"] = "format 1 count: λ ≤ tol or ηλ ≥ 2 (flat directions included)"
     ds.attrs.update(format_version=FORMAT_VERSION, converted_from_format_version=1)
     return _describe(ds)
 

@@ -268,6 +268,15 @@ def test_loading_a_format_1_file_renames_tau_and_recomputes_the_censored_mean(tm
     assert {"tau_mean", "tau_mean_reached", "phase"} <= set(table.columns)
 
 
+def test_loading_a_format_1_sharpness_file_keeps_its_nonstrict_count_under_a_name_that_says_so(tmp_path):
+    v1 = xr.Dataset({"n_chaotic": (("eta", "ic", "time"), np.full((1, 1, 2), 7))},
+                    attrs={"format": results.FORMAT, "format_version": 1})
+    v1.to_netcdf(tmp_path / results.RESULTS_FILE, engine="h5netcdf")
+    ds = results.load(tmp_path)
+    assert "n_chaotic" not in ds and ds.n_chaotic_or_flat.values.tolist() == [[[7, 7]]]
+    assert "flat directions included" in ds.n_chaotic_or_flat.attrs["description"]
+
+
 # ---------------------------------------------------------------- end to end on Iris
 
 
