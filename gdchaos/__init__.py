@@ -46,7 +46,7 @@ from gdchaos.curvature import (
     subspace_overlap,
 )
 from gdchaos.directions import perturb_along, strategy_distances
-from gdchaos.edge_of_chaos import chaos_boundary, mean_field, separation_heatmap, track_training
+from gdchaos.edge_of_chaos import chaos_boundary, compare_edges, locate_edge, mean_field, separation_heatmap, track_training
 from gdchaos.stability import minimum_stability, sgd_stability
 from gdchaos.toymaps import lyapunov_vs_eta, orbit_diagram
 from gdchaos.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
@@ -119,6 +119,7 @@ __all__ = [
     "cgd_map",
     "cgd_optimizer",
     "chaos_boundary",
+    "compare_edges",
     "checkpoint",
     "cnn",
     "count_params",
@@ -133,6 +134,7 @@ __all__ = [
     "ensemble",
     "finite_exponents",
     "intermittency",
+    "locate_edge",
     "finite_sweep",
     "first_passage",
     "from_optax",

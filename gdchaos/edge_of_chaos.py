@@ -23,6 +23,11 @@ de Almeida–Thouless condition: the boundary (:func:`chaos_boundary`) in the pa
 axes (J0/J, 1/J) is 1/J = 1 for J0/J ≤ 1 (μ = q0 = 0, χ = J²) and the AT line for
 J0/J > 1, which falls off as 1/J ≈ (4/(3√(2π))) exp(−(J0/J)²/2) for large J0/J.
 The branch followed is the ordered (paramagnetic or ferromagnetic, μ ≥ 0) one.
+χ is the squared radius of the bulk spectrum of the Jacobian; the rank-one J0 mode
+(the ferromagnetic instability at J0 = 1) is not part of it. The map is even in J0:
+y_t = (−1)^t x_t iterates y ↦ tanh(−W y), and −W has −J0 and z ↦ −z (same law), so
+J0 < −1 gives a period-2 cycle instead of a ferromagnet and the boundary mirrors the
+AT line there (J0/J < −1); :func:`mean_field` and :func:`chaos_boundary` use |J0|.
 
 Gaussian averages ∫Dz g(a + b z) use Gauss–Hermite quadrature in z while b ≤ 1. For
 b > 1 the integrand is narrower than the node spacing, so the average is taken in the
@@ -32,7 +37,16 @@ density of u, with ∫Dz sign(a + b z) = erf(a/(√2 b)) exact); both agree to ~
 **Numerical phase diagram** (Fig. 1b). Two trajectories from x_0 ~ N(0, I) and
 x_0 + 10⁻⁴ ξ are iterated with the same W; the RMS separation after many steps
 vanishes in the ordered phase and saturates at O(1) in the chaotic one
-(:func:`separation_heatmap`, vmapped over the (J0/J, 1/J) grid and W draws).
+(:func:`separation_heatmap`, vmapped over the (J0/J, 1/J) grid and W draws). Along
+the way an exact tangent vector gives the finite-time largest Lyapunov exponent λ⊥
+transverse to the uniform direction (the bulk: ½ ln χ for N → ∞), and the numerical
+edge is where λ⊥ first reaches a threshold coming down from the ordered side
+(:func:`locate_edge`), compared with the mean-field one column by column
+(:func:`compare_edges`). The separation is a poor edge locator near χ = 1: just past
+it the exponent is O((J − 1)²), so separations grow too slowly to saturate in a few
+hundred steps, and at finite N the band J ≳ 1 holds tori and periodic orbits (λ ≈ 0,
+separation ≈ d_0) before chaos sets in; both hold the separation edge near 1/J ≈ 0.8–0.85
+for N = 50–400 and 200–1000 steps.
 
 **Training** (Sec. III–IV). SGD with momentum α, batch B and weight decay λ,
 v ← α v − η (g + 2λ w), w ← w + v, moves (J0, J) of the hidden layer; in the ordered
@@ -45,6 +59,7 @@ path; :func:`jacobian_norm` evaluates (1/√N)‖J*‖_F of eq. 1 at the attract
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -164,7 +179,7 @@ def _solve_one(j0, j, iterations: int, newton: int):
 @functools.partial(jax.jit, static_argnames=("iterations", "newton"))
 def _mean_field(j0, j, iterations: int, newton: int):
     shape = jnp.broadcast_shapes(j0.shape, j.shape)
-    j0, j = jnp.broadcast_to(j0, shape).ravel(), jnp.broadcast_to(j, shape).ravel()
+    j0, j = jnp.abs(jnp.broadcast_to(j0, shape)).ravel(), jnp.broadcast_to(j, shape).ravel()
     mu, q0, chi, _ = jax.vmap(_solve_one, (0, 0, None, None))(j0, j, iterations, newton)
     return mu.reshape(shape), q0.reshape(shape), chi.reshape(shape)
 
@@ -172,8 +187,10 @@ def _mean_field(j0, j, iterations: int, newton: int):
 def mean_field(j0, j, *, iterations: int = 50, newton: int = 12) -> MeanField:
     r"""Solve μ = ∫Dz tanh(J0μ + J√q0 z), q0 = ∫Dz tanh²(·) and return χ = J² ∫Dz sech⁴(·).
 
-    Plain fixed-point iteration from (μ, q0) = (1, 1) (μ = 0 if J0 ≤ 0) picks the
+    Plain fixed-point iteration from (μ, q0) = (1, 1) (μ = 0 if J0 = 0) picks the
     stable, ordered branch; a few Newton steps polish it. Broadcasts over ``j0``, ``j``.
+    Everything is even in J0 (see the module notes): for J0 < 0 the solution is that of
+    |J0|, and μ is the amplitude of the period-2 mean (−1)^t μ.
 
     Example (paramagnet below J = 1, ferromagnet for J0 > 1):
         >>> mf = mean_field([0.0, 0.0, 0.0, 2.0], [0.5, 0.9, 1.5, 0.5])
@@ -202,6 +219,8 @@ def _boundary(ratio, j_min, j_max, bisections: int, iterations: int, newton: int
         return _solve_one(r * j, j, iterations, newton)[3]
 
     def one(r):
+        r = jnp.abs(r)
+
         def body(_, bracket):
             lo, hi = bracket
             mid = jnp.sqrt(lo * hi)
@@ -225,10 +244,14 @@ def chaos_boundary(
     evaluation runs ``iterations`` fixed-point steps and ``newton`` Newton steps of
     :func:`mean_field`; the defaults give 1/J to about 1e-3 near J0/J = 1, better elsewhere.
 
-    Example (1/J = 1 for J0/J ≤ 1, then the de Almeida–Thouless line):
-        >>> inv_j = chaos_boundary([-1.0, -0.5, 0.0, 0.5, 0.9, 1.2, 1.5, 2.0, 3.0])
+    The boundary is even in J0/J (for J0/J < −1 the ordered state is a period-2 cycle).
+
+    Example (1/J = 1 for |J0/J| ≤ 1, then the de Almeida–Thouless line):
+        >>> inv_j = chaos_boundary([-0.9, -0.5, 0.0, 0.5, 0.9, 1.2, 1.5, 2.0, 3.0])
         >>> [round(float(v), 3) for v in inv_j]
         [1.0, 1.0, 1.0, 1.0, 1.0, 0.523, 0.275, 0.089, 0.006]
+        >>> round(float(chaos_boundary([-1.5])[0]), 3)
+        0.275
     """
     ratio = jnp.atleast_1d(_float(ratio))
     check(ratio.ndim == 1, f"ratio must be a 1-D grid of J0/J values; got shape {ratio.shape}")
@@ -309,7 +332,7 @@ def jacobian_norm(w, x_star):
 
 
 class PhaseHeatmap(NamedTuple):
-    """Asymptotic separation of two nearby trajectories of x ↦ tanh(W x) on a (J0/J, 1/J) grid.
+    """Separation of two nearby trajectories of x ↦ tanh(W x), and its Lyapunov exponent, on a (J0/J, 1/J) grid.
 
     Attributes:
         ratio: ``(n_ratio,)`` J0/J.
@@ -319,6 +342,10 @@ class PhaseHeatmap(NamedTuple):
         growth: ``(n_inv_j, n_ratio)`` mean over draws of ln(d_final/d_0) (> 0 chaotic).
         per_draw: ``(draws, n_inv_j, n_ratio)`` the separation of each W draw.
         d0: initial RMS separation.
+        lyapunov: ``(n_inv_j, n_ratio)`` median over draws of the finite-time largest
+            Lyapunov exponent λ⊥ transverse to the uniform direction (< 0 ordered; ½ ln χ
+            at a fixed point for N → ∞).
+        lyapunov_per_draw: ``(draws, n_inv_j, n_ratio)`` λ⊥ of each W draw.
     """
 
     ratio: jax.Array
@@ -327,6 +354,19 @@ class PhaseHeatmap(NamedTuple):
     growth: jax.Array
     per_draw: jax.Array
     d0: float
+    lyapunov: jax.Array
+    lyapunov_per_draw: jax.Array
+
+
+def _draws(key, n: int, draws: int, dtype):
+    """Per draw: standardized couplings z (mean 0, variance 1 over its N² entries, so N·mean(W) = J0 and
+    √N·std(W) = J exactly), start x0 ~ N(0, I), unit-variance perturbation direction ξ and tangent seed v0."""
+    kz, kx, kd, kv = jax.random.split(key, 4)
+    z = jax.random.normal(kz, (draws, n, n), dtype)
+    z = z - jnp.mean(z, axis=(1, 2), keepdims=True)
+    z = z / jnp.std(z, axis=(1, 2), keepdims=True)
+    return (z, jax.random.normal(kx, (draws, n), dtype), jax.random.normal(kd, (draws, n), dtype),
+            jax.random.normal(kv, (draws, n), dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "draws", "steps", "average"))
@@ -334,29 +374,37 @@ def _heatmap(ratio, inv_j, key, perturbation, n: int, draws: int, steps: int, av
     dtype = ratio.dtype
     j = jnp.broadcast_to(1 / inv_j[:, None], (inv_j.size, ratio.size))
     j0 = ratio[None, :] * j
-    kz, kx, kd = jax.random.split(key, 3)
-    z = jax.random.normal(kz, (draws, n, n), dtype)
-    x0 = jax.random.normal(kx, (draws, n), dtype)
-    dx = perturbation * jax.random.normal(kd, (draws, n), dtype)
+    z, x0, dx, v0 = _draws(key, n, draws, dtype)
+    dx = perturbation * dx
+    tiny = jnp.finfo(dtype).tiny
+    lyap_start = steps // 2  # the exponent averages the log-stretches of steps lyap_start + 1, ..., steps
 
-    def pair(j0, j, z, x0, dx):
-        def f(xs):  # W x = (J0/N) Σ_j x_j + (J/√N) z x, without forming W per grid point
-            return jnp.tanh(j0 * jnp.mean(xs, -1, keepdims=True) + (j / jnp.sqrt(n)) * (xs @ z.T))
+    def pair(j0, j, z, x0, dx, v0):
+        def body(carry, t):
+            xs, d_sum, log_sum = carry
+            # rows x, x', v: W x = (J0/N) Σ_j x_j + (J/√N) z x is linear, so one product gives
+            # the fields of both trajectories and the tangent W v; d tanh(W x) = sech²(W x) ⊙ W dx
+            fields = j0 * jnp.mean(xs, -1, keepdims=True) + (j / jnp.sqrt(n)) * (xs @ z.T)
+            v = _sech(fields[0]) ** 2 * fields[2]
+            v = v - jnp.mean(v)  # P: keeps v ⊥ 1, where the J0 term of W v is zero
+            stretch = jnp.sqrt(jnp.sum(v**2))
+            xs = jnp.concatenate([jnp.tanh(fields[:2]), (v / jnp.maximum(stretch, tiny))[None]])
+            d = jnp.sqrt(jnp.mean((xs[0] - xs[1]) ** 2))
+            d_sum = d_sum + jnp.where(t >= steps - average, d, 0)
+            log_sum = log_sum + jnp.where(t >= lyap_start, jnp.log(jnp.maximum(stretch, tiny)), 0)
+            return (xs, d_sum, log_sum), None
 
-        def body(xs, _):
-            xs = f(xs)
-            return xs, jnp.sqrt(jnp.mean((xs[0] - xs[1]) ** 2))
-
-        xs = jnp.stack([x0, x0 + dx])
-        xs, _ = jax.lax.scan(body, xs, None, length=steps - average)
-        _, d = jax.lax.scan(body, xs, None, length=average)
+        u0 = v0 - jnp.mean(v0)
+        xs = jnp.stack([x0, x0 + dx, u0 / jnp.sqrt(jnp.sum(u0**2))])
+        zero = jnp.zeros((), dtype)
+        (_, d_sum, log_sum), _ = jax.lax.scan(body, (xs, zero, zero), jnp.arange(steps))
         d0 = jnp.sqrt(jnp.mean(dx**2))
-        final = jnp.mean(d)
-        return final, jnp.log(jnp.maximum(final, jnp.finfo(dtype).tiny) / d0)
+        final = d_sum / average
+        return final, jnp.log(jnp.maximum(final, tiny) / d0), log_sum / (steps - lyap_start)
 
-    grid = jax.vmap(jax.vmap(pair, (0, 0, None, None, None)), (0, 0, None, None, None))
-    sep, growth = jax.vmap(grid, (None, None, 0, 0, 0))(j0, j, z, x0, dx)
-    return sep, growth, jnp.sqrt(jnp.mean(dx**2))
+    grid = jax.vmap(jax.vmap(pair, (0, 0, None, None, None, None)), (0, 0, None, None, None, None))
+    sep, growth, lyap = jax.vmap(grid, (None, None, 0, 0, 0, 0))(j0, j, z, x0, dx, v0)
+    return sep, growth, lyap, jnp.sqrt(jnp.mean(dx**2))
 
 
 def separation_heatmap(
@@ -370,29 +418,154 @@ def separation_heatmap(
     average: int = 20,
     perturbation: float = 1e-4,
 ) -> PhaseHeatmap:
-    r"""Numerical order–chaos diagram (the heatmap of Fig. 1b), vmapped over the grid and W draws.
+    r"""Numerical order–chaos diagram (the heatmap of Fig. 1b) and the transverse Lyapunov exponent, vmapped.
 
-    For every (J0/J, 1/J) and every draw z (shared across the grid, so draws differ
-    only by J0, J), iterate x and x' = x + ``perturbation``·ξ for ``steps`` steps and
-    average the RMS distance over the last ``average`` steps.
+    Each draw z is standardized (mean 0, variance 1 over its N² entries, so that
+    N·mean(W) = J0 and √N·std(W) = J exactly) and shared across the grid, so draws
+    differ only by J0, J. For every (J0/J, 1/J) and draw, x and x' = x + ``perturbation``·ξ
+    are iterated ``steps`` times and their RMS distance is averaged over the last
+    ``average`` steps. Along x a unit tangent vector v ⊥ 1 is carried exactly,
+    v ← P D_t v/‖P D_t v‖ with D_t = diag(sech²(W x_t)) W the Jacobian and P = I − 11ᵀ/N;
+    the finite-time exponent λ⊥ is the mean of ln‖P D_t v_t‖ over the second half of the
+    steps (the first ⌊steps/2⌋ are transient). On 1⊥ the J0 part of W vanishes, so λ⊥
+    is the growth rate of the bulk (the part of the Jacobian that χ describes): at a
+    stable fixed point it is ln of the bulk spectral radius, ½ ln χ for N → ∞, and it
+    ignores the rank-one J0 mode, whose loss of stability at J0 = 1 (ferromagnet) or
+    J0 = −1 (period 2) is a bifurcation between ordered states, not chaos. A tangent
+    vector annihilated in the working precision reads as ln(tiny) per step: deeply ordered.
 
-    Example (ordered at J = 0.5, chaotic at J = 3):
+    Example (ordered at J = 0.5, chaotic at J = 4):
         >>> import jax
         >>> h = separation_heatmap([-0.5, 0.0, 0.5, 1.5, 2.0], [0.25, 0.4, 1.0, 1.5, 2.0], jax.random.key(0),
         ...                        n=64, draws=2, steps=150, average=10)
         >>> h.separation.shape, bool(h.growth[0, 1] > 0), bool(h.growth[4, 1] < 0)  # J0 = 0: J = 4 vs J = 0.5
         ((5, 5), True, True)
+        >>> bool(h.lyapunov[0, 1] > 0), bool(abs(h.lyapunov[4, 1] - jax.numpy.log(0.5)) < 0.1)  # ln J at x* = 0
+        (True, True)
     """
     ratio, inv_j = jnp.atleast_1d(_float(ratio)), jnp.atleast_1d(_float(inv_j))
     check(ratio.ndim == 1 and inv_j.ndim == 1, "ratio and inv_j must be 1-D grids")
     check(bool(jnp.all(inv_j > 0)), "1/J values must be > 0 (J = ∞ is not a network)")
     check(isinstance(n, (int, np.integer)) and n >= 2, f"n must be an integer >= 2; got {n!r}")
     check(isinstance(draws, (int, np.integer)) and draws >= 1, f"draws must be an integer >= 1; got {draws!r}")
+    check(isinstance(steps, (int, np.integer)) and steps >= 2, f"steps must be an integer >= 2; got {steps!r}")
     check(0 < average <= steps, f"need 0 < average <= steps; got average={average}, steps={steps}")
     check(perturbation > 0, f"perturbation must be > 0; got {perturbation}")
     key = jax.random.key(0) if key is None else key
-    sep, growth, d0 = _heatmap(ratio, inv_j, key, _float(perturbation), int(n), int(draws), int(steps), int(average))
-    return PhaseHeatmap(ratio, inv_j, jnp.mean(sep, 0), jnp.mean(growth, 0), sep, float(d0))
+    sep, growth, lyap, d0 = _heatmap(ratio, inv_j, key, _float(perturbation), int(n), int(draws), int(steps),
+                                     int(average))
+    return PhaseHeatmap(ratio, inv_j, jnp.mean(sep, 0), jnp.mean(growth, 0), sep, float(d0),
+                        jnp.median(lyap, 0), lyap)
+
+
+# --------------------------------------------------------------------------- the numerical edge
+
+EDGE_STATUS = ("found", "above", "below", "nonfinite")
+"""Codes of :attr:`Edge.status`: crossing found; the largest-1/J value is already at or past the threshold
+(edge above the grid); no value reaches it (edge below the grid); a non-finite value before any crossing."""
+
+
+class Edge(NamedTuple):
+    """Where each column of an order parameter first reaches a threshold, scanning down from the largest 1/J.
+
+    Attributes:
+        inv_j: ``(n_ratio,)`` 1/J of the edge, linearly interpolated between grid cells (NaN unless found).
+        status: ``(n_ratio,)`` int index into :data:`EDGE_STATUS`.
+    """
+
+    inv_j: np.ndarray
+    status: np.ndarray
+
+
+def locate_edge(inv_j, values, threshold: float = 0.0) -> Edge:
+    r"""Per column, 1/J where ``values`` (< ``threshold`` in the ordered phase, large 1/J) first reaches ``threshold``.
+
+    Scanning 1/J downward from its largest grid value, let a (at 1/J = u_a) be the last
+    value below the threshold θ and b (at u_b) the first at or above it; the edge is the
+    linear interpolation u* = u_a + (θ − a)(u_b − u_a)/(b − a). Only the ordered region
+    connected to the largest 1/J counts: later crossings (ordered windows inside the
+    chaotic phase) do not move the edge. ``values`` is ``(n_inv_j, n_ratio)``, or
+    ``(n_inv_j,)`` for one column, in the order of ``inv_j`` (any order).
+
+    Example (θ = 0 is crossed between 1/J = 1.0 (−0.1) and 0.5 (0.3): 1.0 − 0.1/0.4·0.5 = 0.875):
+        >>> import numpy as np
+        >>> values = np.array([[0.3, 0.2, -0.3], [-0.1, 0.1, -0.2], [-0.5, 0.2, -0.1]])  # rows: 1/J = 0.5, 1, 1.5
+        >>> e = locate_edge([0.5, 1.0, 1.5], values)
+        >>> e.inv_j.round(6).tolist(), [EDGE_STATUS[s] for s in e.status]
+        ([0.875, nan, nan], ['found', 'above', 'below'])
+    """
+    u = np.asarray(inv_j, dtype=float)
+    v = np.asarray(values, dtype=float)
+    check(u.ndim == 1 and u.size >= 2, f"inv_j must be a 1-D grid of at least 2 values; got shape {u.shape}")
+    check(np.unique(u).size == u.size and np.all(np.isfinite(u)), "inv_j values must be finite and distinct")
+    v = v[:, None] if v.ndim == 1 else v
+    check(v.ndim == 2 and v.shape[0] == u.size,
+          f"values must be (n_inv_j, n_ratio) with n_inv_j = {u.size}; got shape {np.shape(values)}")
+    check(math.isfinite(threshold), f"threshold must be finite; got {threshold}")
+    order = np.argsort(-u)
+    u, v = u[order], v[order]
+    edge = np.full(v.shape[1], np.nan)
+    status = np.full(v.shape[1], EDGE_STATUS.index("below"))
+    for col in range(v.shape[1]):
+        for k, value in enumerate(v[:, col]):
+            if not np.isfinite(value):
+                status[col] = EDGE_STATUS.index("nonfinite")
+                break
+            if value >= threshold:
+                if k == 0:
+                    status[col] = EDGE_STATUS.index("above")
+                else:
+                    a = v[k - 1, col]
+                    edge[col] = u[k - 1] + (threshold - a) * (u[k] - u[k - 1]) / (value - a)
+                    status[col] = EDGE_STATUS.index("found")
+                break
+    return Edge(edge, status)
+
+
+class EdgeComparison(NamedTuple):
+    """Distance between a numerical and the mean-field edge, column by column, and its summary.
+
+    Attributes:
+        distance: ``(n_ratio,)`` |numerical − mean field| in 1/J (NaN where either edge is missing).
+        summary: for each set of columns ``s`` (``j0_le_j``: J0/J ≤ 1; ``abs_j0_lt_j``: |J0/J| < 1,
+            i.e. without the columns J0 = ±J that run along the ferromagnet–spin-glass boundary;
+            ``j0_gt_j``: J0/J > 1), ``max_s`` and ``mean_s`` of the finite distances (NaN if none),
+            ``compared_s`` (columns with both edges) and ``missing_s`` (mean-field edge inside the
+            1/J grid, no numerical edge).
+    """
+
+    distance: np.ndarray
+    summary: dict
+
+
+def compare_edges(ratio, numerical, mean_field, inv_j_range) -> EdgeComparison:
+    r"""Per-column distance |u_num − u_mf| between two edges in 1/J, summarized for J0/J ≤ 1, |J0/J| < 1 and > 1.
+
+    Example:
+        >>> import numpy as np
+        >>> c = compare_edges([0.0, 1.0, 1.5, 2.0], [1.05, np.nan, 0.2, 0.1], [1.0, 1.0, 0.275, 0.089], (0.04, 2.0))
+        >>> c.distance.round(3).tolist()
+        [0.05, nan, 0.075, 0.011]
+        >>> {k: round(v, 3) for k, v in c.summary.items() if k.endswith("j0_le_j")}
+        {'max_j0_le_j': 0.05, 'mean_j0_le_j': 0.05, 'compared_j0_le_j': 1, 'missing_j0_le_j': 1}
+        >>> round(c.summary["mean_j0_gt_j"], 3), c.summary["missing_abs_j0_lt_j"]
+        (0.043, 0)
+    """
+    r, num, mf = (np.asarray(a, dtype=float) for a in (ratio, numerical, mean_field))
+    check(r.ndim == 1 and num.shape == r.shape and mf.shape == r.shape,
+          f"ratio, numerical and mean_field must be 1-D of one length; got {r.shape}, {num.shape}, {mf.shape}")
+    lo, hi = (float(x) for x in inv_j_range)
+    check(lo <= hi, f"inv_j_range must be (min, max); got {inv_j_range}")
+    distance = np.abs(num - mf)
+    tol = 1e-9  # grid values such as linspace(-1, 2, 46)[30] = 1 ± 1 ulp count as J0/J = 1
+    summary = {}
+    for side, mask in (("j0_le_j", r <= 1 + tol), ("abs_j0_lt_j", np.abs(r) < 1 - tol), ("j0_gt_j", r > 1 + tol)):
+        d = distance[mask & np.isfinite(distance)]
+        summary[f"max_{side}"] = float(d.max()) if d.size else float("nan")
+        summary[f"mean_{side}"] = float(d.mean()) if d.size else float("nan")
+        summary[f"compared_{side}"] = int(d.size)
+        summary[f"missing_{side}"] = int(np.sum(mask & np.isnan(num) & (mf >= lo) & (mf <= hi)))
+    return EdgeComparison(distance, summary)
 
 
 # --------------------------------------------------------------------------- training path

@@ -3,15 +3,22 @@ r"""Hydra entry point: ``python -m gdchaos.phase [overrides]``: the order–chao
 Computes (see :mod:`gdchaos.edge_of_chaos`)
 
 * the asymptotic separation of two nearby trajectories on a (J0/J, 1/J) grid, vmapped
-  over the grid and a few random W draws (the heatmap of Fig. 1b),
+  over the grid and a few random W draws (the heatmap of Fig. 1b), and the finite-time
+  Lyapunov exponent λ⊥ (transverse to the uniform direction, median over the draws),
 * the mean-field criterion χ = J² ∫Dz sech⁴(J0μ + J√q0 z) on the same grid and the
   boundary χ = 1 as a curve 1/J(J0/J),
+* the numerical edge per J0/J column, where λ⊥ first reaches ``edge.threshold`` coming
+  down from the ordered side (large 1/J), interpolated between grid cells, and its
+  distance |Δ(1/J)| to the mean-field edge of that column, summarized for J0/J ≤ 1 and
+  J0/J > 1 (and for |J0/J| < 1: the columns J0 = ±J run along the mean-field
+  ferromagnet–spin-glass boundary, where finite N mixes the two phases),
 * with ``track.enabled=true``, the path (J0/J, 1/J) of the square tanh hidden layer of a
   network trained by SGD with momentum, J² vs epoch with its linear fit J² = A·epoch + C,
   the scale factor η/((1 − α)B), D = A/scale factor and the weight decay λ* ≈ D/(4 S J*²),
 
-and writes into the run directory ``phase_diagram.png`` (boundary over the heatmap,
-path overlaid when tracked), ``training.png`` (when tracked) and ``phase.nc`` (all arrays,
+and writes into the run directory ``phase_diagram.png`` (boundary and numerical edge over
+the separation heatmap and over λ⊥, path overlaid when tracked), ``training.png`` (when
+tracked), ``edge.csv`` (the per-column edges and distances) and ``phase.nc`` (all arrays,
 configuration and provenance; ``xarray.open_dataset``)::
 
     python -m gdchaos.phase
@@ -30,6 +37,7 @@ from gdchaos.errors import check
 
 log = logging.getLogger("gdchaos.phase")
 RESULTS_FILE = "phase.nc"
+EDGE_FILE = "edge.csv"
 
 
 def _number(cfg, key: str):
@@ -52,18 +60,22 @@ def _integer(cfg, key: str, minimum: int) -> int:
 
 def validate(cfg) -> None:
     """Check the config before any computation (one-line messages that state the fix)."""
-    for axis in ("ratio", "inv_j"):
+    for axis, least in (("ratio", 1), ("inv_j", 2)):
         lo, hi = _number(cfg, f"{axis}.min"), _number(cfg, f"{axis}.max")
-        _integer(cfg, f"{axis}.num", 1)
+        _integer(cfg, f"{axis}.num", least)
         check(hi >= lo, f"{axis}.max must be >= {axis}.min; got min={lo}, max={hi}")
     check(_number(cfg, "inv_j.min") > 0, f"inv_j.min must be > 0 (1/J = 0 is J = infinity); got {cfg.inv_j.min}")
+    check(cfg.inv_j.max > cfg.inv_j.min,
+          f"inv_j.max must be > inv_j.min (the edge is located between rows); got {cfg.inv_j.min}, {cfg.inv_j.max}")
     _integer(cfg, "boundary_points", 2)
     _integer(cfg, "numerics.n", 2)
     _integer(cfg, "numerics.draws", 1)
-    steps = _integer(cfg, "numerics.steps", 1)
+    steps = _integer(cfg, "numerics.steps", 2)
     average = _integer(cfg, "numerics.average", 1)
     check(average <= steps, f"numerics.average must be <= numerics.steps={steps}; got {average}")
     check(_number(cfg, "numerics.perturbation") > 0, f"numerics.perturbation must be > 0; got {cfg.numerics.perturbation}")
+    check(_number(cfg, "edge.threshold") < 0,
+          f"edge.threshold must be < 0 (a fixed point has λ < 0, a torus λ = 0); got {cfg.edge.threshold}")
     _integer(cfg, "seed", 0)
     check(cfg.precision in ("float32", "float64"), f"precision must be float32 or float64; got {cfg.precision!r}")
     if cfg.track.enabled:
@@ -86,7 +98,7 @@ def _axis(cfg, name):
 
 
 def run_phase(cfg, output_dir):
-    """Compute the phase diagram (and the training path if enabled) and write results and figures."""
+    """Compute the phase diagram, its numerical edge (and the training path if enabled); write results and figures."""
     import time
 
     import jax
@@ -113,14 +125,16 @@ def run_phase(cfg, output_dir):
     j = 1 / inv_j[:, None]
     chi = eoc.mean_field(ratio[None, :] * j, np.broadcast_to(j, (inv_j.size, ratio.size))).criterion
     b_ratio = np.linspace(float(cfg.ratio.min), float(cfg.ratio.max), int(cfg.boundary_points))
-    b_inv_j = eoc.chaos_boundary(b_ratio)
-    jax.block_until_ready(b_inv_j)
+    both = np.asarray(eoc.chaos_boundary(np.concatenate([b_ratio, ratio])))  # one compiled bisection
+    b_inv_j, edge_mf = both[: b_ratio.size], both[b_ratio.size:]
     mf_seconds = time.perf_counter() - start
     ds = xr.Dataset(
         {
             "separation": (("inv_j", "ratio"), np.asarray(heat.separation)),
             "growth": (("inv_j", "ratio"), np.asarray(heat.growth)),
             "separation_per_draw": (("draw", "inv_j", "ratio"), np.asarray(heat.per_draw)),
+            "lyapunov": (("inv_j", "ratio"), np.asarray(heat.lyapunov)),
+            "lyapunov_per_draw": (("draw", "inv_j", "ratio"), np.asarray(heat.lyapunov_per_draw)),
             "criterion": (("inv_j", "ratio"), np.asarray(chi)),
             "boundary_inv_j": (("boundary_ratio",), np.asarray(b_inv_j)),
         },
@@ -135,8 +149,14 @@ def run_phase(cfg, output_dir):
     )
     ds["separation"].attrs["description"] = "RMS |x_t - x'_t| / sqrt(N) after numerics.steps steps, mean over draws"
     ds["growth"].attrs["description"] = "mean over draws of ln(final separation / initial separation); > 0 chaotic"
+    ds["lyapunov"].attrs["description"] = ("median over draws of the finite-time largest Lyapunov exponent transverse "
+                                           "to the uniform direction (second half of the steps); < 0 ordered")
     ds["criterion"].attrs["description"] = "mean-field J^2 * int Dz sech^4(J0 mu + J sqrt(q0) z); > 1 chaotic"
     ds["boundary_inv_j"].attrs["description"] = "1/J on the mean-field edge of chaos (criterion = 1)"
+    growth_median = np.median(np.log(np.maximum(np.asarray(heat.per_draw), np.finfo(float).tiny) / heat.d0), axis=0)
+    edges = edge_results(ratio, inv_j, np.asarray(heat.lyapunov), growth_median, edge_mf, float(cfg.edge.threshold))
+    ds = ds.merge(edges)
+    ds.attrs.update(edges.attrs)
     if cfg.track.enabled:
         track = _track(cfg)
         ds = ds.merge(track)
@@ -144,24 +164,95 @@ def run_phase(cfg, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, RESULTS_FILE)
     ds.to_netcdf(path, engine="h5netcdf")
+    csv_path = write_edge_csv(ds, os.path.join(output_dir, EDGE_FILE))
     figures = save_figures(ds, output_dir)
-    agree = _agreement(ds)
-    log.info("heatmap %.1fs, mean field %.1fs (%s, %s); numerical and mean-field phases agree on %.0f%% of the grid "
-             "points with |criterion - 1| > 0.25", heat_seconds, mf_seconds, ds.attrs["backend"], ds.attrs["dtype"], 100 * agree)
+    log.info("heatmap %.1fs, mean field %.1fs (%s, %s)", heat_seconds, mf_seconds, ds.attrs["backend"], ds.attrs["dtype"])
+    log.info(edge_summary_line(ds.attrs, int(num.draws)))
+    bad = int(np.sum(ds.edge_status.values == eoc.EDGE_STATUS.index("nonfinite")))
+    if bad:
+        log.warning("%d J0/J columns have a non-finite exponent before any crossing: no edge reported there", bad)
     print(f"results: {path}")
+    print(f"edges: {csv_path}")
     for fig in figures:
         print(f"figure: {fig}")
     return ds
 
 
-def _agreement(ds) -> float:
-    import numpy as np
+def edge_results(ratio, inv_j, lyapunov, growth, edge_mean_field, threshold: float):
+    """Per-column numerical edges (exponent and separation) and their distances to the mean-field edge.
 
-    chi, growth = ds.criterion.values, ds.growth.values
-    away = np.abs(chi - 1) > 0.25
-    if not away.any():
-        return float("nan")
-    return float(np.mean((growth[away] > 0) == (chi[away] > 1)))
+    ``lyapunov`` and ``growth`` (ln(d/d0), median over draws) are ``(n_inv_j, n_ratio)``;
+    the edge is where λ⊥ first reaches ``threshold`` coming down from the largest 1/J
+    (:func:`gdchaos.edge_of_chaos.locate_edge`); the separation edge is where ln(d/d0)
+    first reaches 0, the heatmap's own (slow-growth-biased) edge. Returns a Dataset
+    over ``ratio`` with the summary of :func:`gdchaos.edge_of_chaos.compare_edges` as
+    ``edge_distance_*`` attributes (and ``edge_separation_distance_*``).
+    """
+    import numpy as np
+    import xarray as xr
+
+    from gdchaos import edge_of_chaos as eoc
+
+    ratio, inv_j = np.asarray(ratio, dtype=float), np.asarray(inv_j, dtype=float)
+    edge = eoc.locate_edge(inv_j, lyapunov, threshold)
+    sep_edge = eoc.locate_edge(inv_j, growth, 0.0)
+    span = (float(inv_j.min()), float(inv_j.max()))
+    cmp = eoc.compare_edges(ratio, edge.inv_j, edge_mean_field, span)
+    cmp_sep = eoc.compare_edges(ratio, sep_edge.inv_j, edge_mean_field, span)
+    ds = xr.Dataset(
+        {
+            "edge_numerical": (("ratio",), edge.inv_j),
+            "edge_status": (("ratio",), edge.status.astype(np.int8)),
+            "edge_mean_field": (("ratio",), np.asarray(edge_mean_field, dtype=float)),
+            "edge_distance": (("ratio",), cmp.distance),
+            "edge_separation": (("ratio",), sep_edge.inv_j),
+            "edge_separation_distance": (("ratio",), cmp_sep.distance),
+        },
+        coords={"ratio": ratio},
+        attrs={"edge_threshold": threshold,
+               **{f"edge_distance_{k}": v for k, v in cmp.summary.items()},
+               **{f"edge_separation_distance_{k}": v for k, v in cmp_sep.summary.items()}},
+    )
+    ds["edge_numerical"].attrs["description"] = (
+        f"1/J where the median transverse Lyapunov exponent first reaches {threshold:g} coming down from the largest "
+        "1/J, interpolated between grid cells; NaN where none (see edge_status)")
+    ds["edge_status"].attrs.update(flag_values=np.arange(len(eoc.EDGE_STATUS), dtype=np.int8),
+                                   flag_meanings=" ".join(eoc.EDGE_STATUS))
+    ds["edge_mean_field"].attrs["description"] = "1/J on the mean-field boundary (criterion = 1) at this J0/J"
+    ds["edge_distance"].attrs["description"] = "|edge_numerical - edge_mean_field| in 1/J"
+    ds["edge_separation"].attrs["description"] = (
+        "1/J where the median ln(separation / initial separation) first reaches 0 coming down from the largest 1/J")
+    return ds
+
+
+def edge_summary_line(attrs, draws: int) -> str:
+    """One log line: the per-column distances |Δ(1/J)| summarized on each side of J0/J = 1."""
+    def side(prefix, name, label):
+        n, missing = attrs[f"{prefix}_compared_{name}"], attrs[f"{prefix}_missing_{name}"]
+        return (f"{label}: max {attrs[f'{prefix}_max_{name}']:.3f}, mean {attrs[f'{prefix}_mean_{name}']:.3f} over "
+                f"{n} columns ({missing} without an edge)")
+
+    d = "edge_distance"
+    return (f"numerical edge (transverse exponent >= {attrs['edge_threshold']:g}, median of {draws} draws) vs mean "
+            f"field, |Δ(1/J)| per J0/J column: {side(d, 'j0_le_j', 'J0/J <= 1')}; {side(d, 'abs_j0_lt_j', '|J0/J| < 1')}; "
+            f"{side(d, 'j0_gt_j', 'J0/J > 1')}. Separation edge (ln d/d0 >= 0): "
+            f"{side('edge_separation_distance', 'j0_le_j', 'J0/J <= 1')}")
+
+
+def write_edge_csv(ds, path) -> str:
+    """Write the per-column edges (``ratio``, numerical, status, mean field, distance, separation edge) as CSV."""
+    import csv
+
+    from gdchaos.edge_of_chaos import EDGE_STATUS
+
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["ratio", "edge_numerical", "edge_status", "edge_mean_field", "edge_distance", "edge_separation"])
+        for k in range(ds.sizes["ratio"]):
+            out.writerow([f"{float(ds.ratio[k]):.6g}", f"{float(ds.edge_numerical[k]):.6g}",
+                          EDGE_STATUS[int(ds.edge_status[k])], f"{float(ds.edge_mean_field[k]):.6g}",
+                          f"{float(ds.edge_distance[k]):.6g}", f"{float(ds.edge_separation[k]):.6g}"])
+    return str(path)
 
 
 def _track(cfg):
@@ -219,26 +310,48 @@ def _pyplot():
 
 
 def phase_figure(ds):
-    """Numerical separation heatmap, mean-field boundary, and the training path if present."""
+    """Separation heatmap (the paper's picture) and the exponent λ⊥, each with the mean-field boundary and the
+    numerical edge points (and the training path if present)."""
+    import numpy as np
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 6), constrained_layout=True)
-    mesh = ax.pcolormesh(ds.ratio, ds.inv_j, ds.separation, cmap="Purples", shading="nearest", rasterized=True)
-    fig.colorbar(mesh, ax=ax, label="asymptotic separation |x_t − x'_t| / √N")
-    ax.plot(ds.boundary_ratio, ds.boundary_inv_j, color="tab:red", lw=2, label="mean field: J² ∫Dz sech⁴(J0μ + J√q0 z) = 1")
-    if "track_j" in ds:
-        x, y = (ds.track_j0 / ds.track_j).values, (1 / ds.track_j).values
-        ax.plot(x, y, "-o", color="tab:orange", ms=3, lw=1.2, label=f"training path ({ds.sizes['epoch'] - 1} epochs)")
-        ax.annotate("start", (x[0], y[0]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        ax.annotate("end", (x[-1], y[-1]), textcoords="offset points", xytext=(6, -10), fontsize=8)
-    ax.set_xlim(float(ds.ratio.min()), float(ds.ratio.max()))
-    ax.set_ylim(float(ds.inv_j.min()), float(ds.inv_j.max()))
-    ax.set_xlabel("J0 / J")
-    ax.set_ylabel("1 / J")
-    ax.text(0.02, 0.97, "ordered", transform=ax.transAxes, va="top", fontsize=10)
-    ax.text(0.02, 0.03, "chaotic", transform=ax.transAxes, va="bottom", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
-    n = _config_value(ds, "n")
-    ax.set_title("x ↦ tanh(Wx): order–chaos phase diagram" + (f" (N = {n})" if n else ""))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
+    panels = (
+        (ds.separation, "Purples", None, "asymptotic separation |x_t − x'_t| / √N"),
+        (ds.lyapunov, "RdBu_r", 0.3, "transverse Lyapunov exponent λ⊥ (median of draws; colors clipped at ±0.3)"),
+    )
+    has_edge = "edge_numerical" in ds
+    for ax, (values, cmap, clip, label) in zip(axes, panels):
+        kwargs = {"vmin": -clip, "vmax": clip} if clip else {}
+        mesh = ax.pcolormesh(ds.ratio, ds.inv_j, values, cmap=cmap, shading="nearest", rasterized=True, **kwargs)
+        fig.colorbar(mesh, ax=ax, label=label)
+        ax.plot(ds.boundary_ratio, ds.boundary_inv_j, color="tab:red", lw=2,
+                label="mean field: J² ∫Dz sech⁴(J0μ + J√q0 z) = 1")
+        if has_edge:
+            ax.plot(ds.ratio, ds.edge_numerical, "o", color="black", ms=3.5,
+                    label=f"numerical edge: λ⊥ = {ds.attrs['edge_threshold']:g}")
+        if "track_j" in ds:
+            x, y = (ds.track_j0 / ds.track_j).values, (1 / ds.track_j).values
+            ax.plot(x, y, "-o", color="tab:orange", ms=3, lw=1.2, label=f"training path ({ds.sizes['epoch'] - 1} epochs)")
+            ax.annotate("start", (x[0], y[0]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.annotate("end", (x[-1], y[-1]), textcoords="offset points", xytext=(6, -10), fontsize=8)
+        ax.set_xlim(float(ds.ratio.min()), float(ds.ratio.max()))
+        ax.set_ylim(float(ds.inv_j.min()), float(ds.inv_j.max()))
+        ax.set_xlabel("J0 / J")
+        ax.set_ylabel("1 / J")
+        ax.text(0.02, 0.97, "ordered", transform=ax.transAxes, va="top", fontsize=10)
+        ax.text(0.02, 0.03, "chaotic", transform=ax.transAxes, va="bottom", fontsize=10)
+    if has_edge and np.any(np.isfinite(ds.edge_separation.values)):
+        axes[0].plot(ds.ratio, ds.edge_separation, "^", mfc="none", color="tab:green", ms=4,
+                     label="separation edge: ln(d/d0) = 0")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper right")
+    n, draws = _config_value(ds, "n"), _config_value(ds, "draws")
+    axes[0].set_title("x ↦ tanh(Wx): order–chaos phase diagram" + (f" (N = {n}, {draws} draws)" if n else ""))
+    if has_edge:
+        a = ds.attrs
+        axes[1].set_title(f"|Δ(1/J)| numerical − mean field: max {a['edge_distance_max_j0_le_j']:.3f} (J0/J ≤ 1), "
+                          f"{a['edge_distance_max_j0_gt_j']:.3f} (J0/J > 1)", fontsize=9)
     return fig
 
 

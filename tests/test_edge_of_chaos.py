@@ -169,11 +169,12 @@ def test_cli_writes_phase_diagram_training_figure_and_results(tmp_path, monkeypa
     run_app(monkeypatch, [*SHRINK, *TRACK, f"hydra.run.dir={tmp_path}"])
     out = capsys.readouterr().out
     assert f"results: {tmp_path / 'phase.nc'}" in out
-    for name in ("phase_diagram.png", "training.png", "phase.nc"):
+    for name in ("phase_diagram.png", "training.png", "phase.nc", "edge.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     with xr.open_dataset(tmp_path / "phase.nc", engine="h5netcdf") as ds:
         assert ds.separation.shape == (5, 5) and ds.boundary_inv_j.shape == (9,)
         assert ds.track_j.shape == (7,) and "track_slope_A" in ds.attrs and "version_jax" in ds.attrs
+        assert ds.edge_numerical.shape == (5,) and "edge_distance_max_j0_le_j" in ds.attrs
         np.testing.assert_allclose(ds.boundary_inv_j.sel(boundary_ratio=-1.0), 1.0, atol=1e-3)
 
 
@@ -183,6 +184,9 @@ def test_cli_writes_phase_diagram_training_figure_and_results(tmp_path, monkeypa
         ("inv_j.min=0", "inv_j.min must be > 0"),
         ("numerics.average=500", "numerics.average must be <="),
         ("ratio.num=0", "ratio.num must be an integer >= 1"),
+        ("inv_j.num=1", "inv_j.num must be an integer >= 2"),
+        ("inv_j.max=0.04", "inv_j.max must be > inv_j.min"),
+        ("edge.threshold=0.1", "edge.threshold must be < 0"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, override, message):
