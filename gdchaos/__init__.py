@@ -30,6 +30,7 @@ from gdchaos import (
     models,
     perturb,
     plots,
+    regularity,
     stability,
     toymaps,
     weights,
@@ -47,6 +48,7 @@ from gdchaos.curvature import (
 )
 from gdchaos.directions import perturb_along, strategy_distances
 from gdchaos.edge_of_chaos import chaos_boundary, compare_edges, locate_edge, mean_field, separation_heatmap, track_training
+from gdchaos.regularity import check_semigroup, minimum_regularity
 from gdchaos.stability import minimum_stability, sgd_stability
 from gdchaos.toymaps import lyapunov_vs_eta, orbit_diagram
 from gdchaos.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
@@ -120,6 +122,7 @@ __all__ = [
     "cgd_optimizer",
     "chaos_boundary",
     "compare_edges",
+    "check_semigroup",
     "checkpoint",
     "cnn",
     "count_params",
@@ -135,6 +138,7 @@ __all__ = [
     "finite_exponents",
     "intermittency",
     "locate_edge",
+    "minimum_regularity",
     "finite_sweep",
     "first_passage",
     "from_optax",
@@ -160,6 +164,7 @@ __all__ = [
     "perturb",
     "perturb_along",
     "plots",
+    "regularity",
     "post_learning",
     "provenance",
     "regime_gallery",
