@@ -264,7 +264,7 @@ def transverse_jacobians(matrices, eta) -> np.ndarray:
 # --------------------------------------------------------------------------- BLAS threads
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1)
 def _openblas_threads():
     """``(get, set)`` of numpy's bundled OpenBLAS thread count, or None where it is not found."""
     import ctypes
