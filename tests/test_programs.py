@@ -41,7 +41,7 @@ def test_blocked_iris_ensemble_matches_the_whole_width_one():
     kw = dict(eta=[0.05, 0.2, 0.5], eps=[1e-4, 1e-6], n_ic=3, n_perturb=2, steps=40, chunk=15,
               key=fast_key(), observe=task.observe, progress=False)
     whole = ensemble.run(task.tmap, task.model.init, block=None, **kw)
-    for block in (1, 4, 7):  # 18 (eta, eps, ic) groups: divisors and not (roundoff only: non-chaotic eta)
+    for block in (1, 7):  # 18 (eta, eps, ic) groups: a divisor and not (roundoff only: non-chaotic eta)
         blocked = ensemble.run(task.tmap, task.model.init, block=block, **kw)
         for name in whole.records:
             np.testing.assert_allclose(blocked.records[name], whole.records[name], rtol=1e-7, atol=1e-12, err_msg=name)
