@@ -582,6 +582,19 @@ def run_sweep(cfg, output_dir) -> "object":
     return ds
 
 
+def _check_optional_groups(overrides: list[str]) -> None:
+    """An unknown ``experiment=NAME`` is an error: the group is optional, so Hydra would silently compose without it."""
+    import pathlib
+
+    directory = pathlib.Path(config_dir()) / "experiment"
+    known = sorted(f.stem for f in directory.glob("*.yaml"))
+    for arg in overrides:
+        key, _, name = arg.lstrip("+~").partition("=")
+        for one in name.split(",") if key == "experiment" else ():
+            if one not in ("", "null") and one not in known:
+                raise ConfigError(f"unknown experiment {one!r}; choose one of {known}")
+
+
 def precheck(args: list[str], config_name: str = "sweep"):
     """Compose the config as Hydra will and :func:`validate` it, before Hydra creates run directories.
 
@@ -596,6 +609,7 @@ def precheck(args: list[str], config_name: str = "sweep"):
     if any(a.startswith("-") for a in args):
         return None
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
+    _check_optional_groups(overrides)
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)

@@ -120,3 +120,11 @@ def test_non_numeric_eta_is_a_config_error():
 def test_bad_flat_tolerance_is_a_config_error(value):
     with pytest.raises(ConfigError, match="sharpness.flat_rtol must be null"):
         validate(compose_with("analysis=sharpness", "method=sharpness", f"sharpness.flat_rtol={value}"))
+
+
+def test_unknown_experiment_is_an_error_not_the_default_run():
+    from gdchaos.sweep import precheck
+
+    with pytest.raises(ConfigError, match="unknown experiment 'jimenez2026_irs'; choose one of .*'jimenez2026_iris'"):
+        precheck(["experiment=jimenez2026_irs"])
+    assert precheck(["experiment=jimenez2026_iris"]).lyapunov.estimator == "ratio"
