@@ -128,3 +128,11 @@ def test_unknown_experiment_is_an_error_not_the_default_run():
     with pytest.raises(ConfigError, match="unknown experiment 'jimenez2026_irs'; choose one of .*'jimenez2026_iris'"):
         precheck(["experiment=jimenez2026_irs"])
     assert precheck(["experiment=jimenez2026_iris"]).lyapunov.estimator == "ratio"
+
+
+def test_an_unknown_name_inside_an_experiment_list_is_named():
+    from gdchaos.sweep import _check_optional_groups
+
+    _check_optional_groups(["experiment=jimenez2026_iris,danovski2024_iris"])
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
+        _check_optional_groups(["experiment=jimenez2026_iris,nope"])
