@@ -5,7 +5,7 @@
 Part 1 (precision from --dtype, default float32): on the full training set of the Iris
 MLP (4-10-3, sigmoid) and a digits MLP (64-64-10, tanh), the time of one gradient
 ∇L(θ), one Hessian-vector product H v = jvp(grad) (forward-over-reverse, what
-``gdchaos.curvature.hvp`` does) and one product through a gradient linearized once
+``gdchaos.analyses.curvature.hvp`` does) and one product through a gradient linearized once
 (``hvp_fn``, what Lanczos uses). Each is timed inside a jitted ``lax.scan`` of R
 dependent evaluations (no dispatch overhead; best of 3 after a warm-up). Target: HVP
 ≤ ~3 gradients.
@@ -33,10 +33,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from gdchaos.curvature import hessian_eigs, hvp_fn, lanczos, tridiagonal  # noqa: E402
-from gdchaos.curvature.hvp import flat_hvp_fn  # noqa: E402
-from gdchaos.models import count_params  # noqa: E402
-from gdchaos.task import build_task  # noqa: E402
+from gdchaos.analyses.curvature import hessian_eigs, hvp_fn, lanczos, tridiagonal  # noqa: E402
+from gdchaos.analyses.curvature.hvp import flat_hvp_fn  # noqa: E402
+from gdchaos.core.models import count_params  # noqa: E402
+from gdchaos.experiments.task import build_task  # noqa: E402
 
 CASES = {
     # name: (data, model, GD learning rate for part 2)

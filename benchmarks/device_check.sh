@@ -187,7 +187,7 @@ MEMORY_BOUND = {"Iris": ({"name": "iris"}, {"hidden": [10]}),
 def bytes_per_member_step(case, dtype, shape):
     """XLA's count of bytes accessed by one update of the whole ensemble, per member-step.
 
-    The vmapped group step of gdchaos.ensemble (update, loss, test accuracy, L1 distance) for the
+    The vmapped group step of gdchaos.engine.ensemble (update, loss, test accuracy, L1 distance) for the
     (η, ε=1, ic, member) shape that throughput.py ran, compiled for this device;
     cost_analysis()["bytes accessed"] sums every kernel's operand and result bytes after fusion:
     the traffic to device memory if nothing stays in cache.
@@ -195,7 +195,7 @@ def bytes_per_member_step(case, dtype, shape):
     import jax
     jax.config.update("jax_enable_x64", dtype == "float64")
     from gdchaos import ensemble
-    from gdchaos.task import build_task
+    from gdchaos.experiments.task import build_task
     n_eta, n_ic, members = shape
     task = build_task(*MEMORY_BOUND[case], {"name": "sgd"})
     jnp = jax.numpy

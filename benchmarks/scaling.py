@@ -3,7 +3,7 @@
     python benchmarks/scaling.py [--quick] [--float32|--float64] [--no-split] [--append FILE]
 
 Task: the default sweep's (Iris 4-10-3 sigmoid, full-batch GD, test accuracy
-observed every step), run with ``gdchaos.ensemble.run`` as the sweep runs it
+observed every step), run with ``gdchaos.engine.ensemble.run`` as the sweep runs it
 (one XLA device per core on CPU; ``--no-split``: one). Three sweeps, each
 varying one size with the others fixed:
 
@@ -32,7 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gdchaos import ensemble  # noqa: E402
-from gdchaos.task import build_task  # noqa: E402
+from gdchaos.experiments.task import build_task  # noqa: E402
 
 SWEEP_ETA = [0.01, 0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
 
@@ -184,7 +184,7 @@ def main():
 
     intro = (
         f"Iris 4-10-3 sigmoid, full-batch GD, {dtype} (ε = {eps:g}), test accuracy and L1 distance "
-        f"recorded every step; `gdchaos.ensemble.run` over {jax.device_count()} XLA device(s) (the "
+        f"recorded every step; `gdchaos.engine.ensemble.run` over {jax.device_count()} XLA device(s) (the "
         "ensemble is split over devices along ic when n_ic divides evenly, else along η, else not at all; "
         "see the devices column). run s: best of up to 5 runs of the compiled program (compilation "
         "excluded); first call wall s: the whole first `ensemble.run` call, including compiling the "

@@ -33,9 +33,9 @@ ARGS = setup(
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gdchaos.lyapunov.tangent import tangent_map  # noqa: E402
-from gdchaos.models import count_params  # noqa: E402
-from gdchaos.task import build_task  # noqa: E402
+from gdchaos.analyses.lyapunov.tangent import tangent_map  # noqa: E402
+from gdchaos.core.models import count_params  # noqa: E402
+from gdchaos.experiments.task import build_task  # noqa: E402
 
 CASES = {
     # name: (data, model, steps per timed scan, quick steps)
@@ -88,7 +88,7 @@ def cost_rows():
 def compare_rows():
     import xarray as xr
 
-    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
+    from gdchaos.experiments.sweeps import add_window_matched_tangent, finite_sweep, tangent_sweep
 
     jax.config.update("jax_enable_x64", True)
     task = build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})

@@ -6,7 +6,7 @@ A member-step is one training update of one trajectory, together with its per-st
 observables (training loss, test accuracy, L1 distance to the reference trajectory).
 
 (a) gdchaos: the η × ic × member ensemble advances in one compiled, chunked
-    ``lax.scan`` (``gdchaos.ensemble.run`` with the task's ``observe``, exactly as
+    ``lax.scan`` (``gdchaos.engine.ensemble.run`` with the task's ``observe``, exactly as
     ``gdchaos.sweep`` calls it), split over one XLA device per core as the sweep does
     (``--no-split``: one device). The same ensemble on one device is also timed.
 (b) sequential: the reference pipelines' shape. One trajectory after another (the
@@ -52,9 +52,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gdchaos import ensemble  # noqa: E402
-from gdchaos.models import count_params  # noqa: E402
-from gdchaos.perturb import box, l1_distance  # noqa: E402
-from gdchaos.task import build_task  # noqa: E402
+from gdchaos.core.models import count_params  # noqa: E402
+from gdchaos.core.perturb import box, l1_distance  # noqa: E402
+from gdchaos.experiments.task import build_task  # noqa: E402
 
 SWEEP_ETA = [round(0.01 + i, 2) for i in range(20)]
 """The flagship η grid, ``python -m gdchaos.sweep 'eta=range(0.01,20)'``."""
@@ -441,7 +441,7 @@ def report(rows: list[dict], torch, n_dev: int) -> str:
     peak_text = next((m["peak_text"] for m in rows), "n/a")
     return (
         "Member-step = one update of one trajectory plus its loss, test accuracy and L1 distance to the "
-        f"reference. (a) `gdchaos.ensemble.run` with the task's observe, split over {n_dev} XLA device(s) "
+        f"reference. (a) `gdchaos.engine.ensemble.run` with the task's observe, split over {n_dev} XLA device(s) "
         "(the 1-device column: the same run on one device). (b) one trajectory at a time, a Python loop "
         "calling a jitted single-trajectory step, reading the three values to host every step (the no-sync "
         "column keeps them on device until the end; the compiled-scan column runs one trajectory as one "

@@ -77,7 +77,7 @@ else:
 print("float64 enabled:", jax.config.jax_enable_x64, "(the tangent method does not need it)")
 
 # %% The task: an MLP trained by full-batch gradient descent
-from gdchaos.task import build_task
+from gdchaos.experiments.task import build_task
 
 if DATA == "digits":
     data_cfg = {"name": "digits"}  # 8x8 digits, pixels in [0, 1]: the offline stand-in for MNIST
@@ -87,7 +87,7 @@ task = build_task(data_cfg, {"hidden": [64], "activation": "tanh"}, {"name": "sg
 print(task.name, "| training set:", task.dataset.x_train.shape)
 
 # %% The η sweep: top-K tangent Lyapunov exponents, float32, one compiled program
-from gdchaos.experiment import tangent_sweep
+from gdchaos.experiments.sweeps import tangent_sweep
 
 ds = tangent_sweep(task, eta=ETA, n_ic=N_IC, steps=STEPS, k=K, progress=not QUICK)
 print(f"compile {ds.attrs['tangent_compile_seconds']:.1f} s, run {ds.attrs['tangent_run_seconds']:.1f} s "
@@ -98,12 +98,15 @@ for eta, lam, std in zip(ds.eta.values, ds.lambda_max_tangent.values, ds.lambda_
 # %% The figure: λ_max(η) and the spectrum for a few η
 from pathlib import Path
 
-from gdchaos import plots, results
+
+
+from gdchaos.experiments import results
+from gdchaos.figures.sweep import tangent_figure
 
 Path(OUT).mkdir(parents=True, exist_ok=True)
-fig = plots.tangent_figure(ds)
+fig = tangent_figure(ds)
 fig.savefig(Path(OUT) / "tangent.png", dpi=120)
-results.save(ds, OUT)  # results.nc (reload with gdchaos.results.load) and summary.csv
+results.save(ds, OUT)  # results.nc (reload with gdchaos.experiments.results.load) and summary.csv
 try:
     display(fig)  # noqa: F821 -- defined in notebooks
     import matplotlib.pyplot as plt
@@ -132,13 +135,13 @@ w_perturbed = (w.astype(np.float64) + rng.uniform(-1e-8, 1e-8, size=w.size)).ast
 print(f"float32: {np.mean(w_perturbed == w):.0%} of N(0, 1) weights are unchanged by a 1e-8 perturbation")
 
 # %% The float64 guard refuses the finite-ε method at an ε of 1e-8
-from gdchaos import numerics
-from gdchaos.errors import PrecisionError
-from gdchaos.experiment import finite_sweep
+import gdchaos
+from gdchaos.core.errors import PrecisionError
+from gdchaos.experiments.sweeps import finite_sweep
 
 if ON_TPU:
     try:
-        numerics.enable_float64()
+        gdchaos.enable_float64()
     except PrecisionError as err:
         print("enable_float64() on TPU:", err)
 try:  # float32 arrays here (x64 off), as on every TPU

@@ -11,7 +11,12 @@ import jax
 import numpy as np
 
 import gdchaos
-from gdchaos import data, ensemble, losses, lyapunov, maps, models
+from gdchaos.core import data
+from gdchaos.engine import ensemble
+from gdchaos.core import losses
+from gdchaos.analyses import lyapunov
+from gdchaos.core import maps
+from gdchaos.core import models
 
 gdchaos.enable_float64()  # before any array: ε = 1e-8 needs float64
 

@@ -25,9 +25,10 @@ import jax
 import numpy as np
 
 import gdchaos
-from gdchaos import diagnostic_plots as dplots
-from gdchaos import timeseries, weights
-from gdchaos.task import build_task
+from gdchaos.figures import diagnostics as dplots
+from gdchaos.analyses import timeseries
+from gdchaos.analyses import weights
+from gdchaos.experiments.task import build_task
 
 SIZES = {
     # gallery: updates, ICs; η = 5 loss window; post-learning: t0, updates after, fit windows;

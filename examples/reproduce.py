@@ -198,8 +198,8 @@ def run_finite(cfg, eta: list[float]):
 
     from omegaconf import OmegaConf
 
-    from gdchaos.experiment import finite_sweep
-    from gdchaos.lyapunov.finite import FilterWarning
+    from gdchaos.experiments.sweeps import finite_sweep
+    from gdchaos.analyses.lyapunov.finite import FilterWarning
 
     if cfg.method != "finite":
         raise ValueError(f"only method=finite sweeps run here; got method={cfg.method}")
@@ -253,7 +253,7 @@ def run_sweeps(sweeps, quick: bool, log=print) -> tuple[dict, list[dict]]:
     return out, timings
 
 
-APPS = ("gdchaos.sweep", "gdchaos.toymap", "gdchaos.phase", "gdchaos.intermittency", "gdchaos.minima")
+APPS = ("gdchaos.sweep", "gdchaos.toymap", "gdchaos.phase", "gdchaos.analyses.intermittency", "gdchaos.minima")
 
 
 def compose_app(name: str, overrides: list[str]):
@@ -261,7 +261,7 @@ def compose_app(name: str, overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from gdchaos.app import config_dir
+    from gdchaos.cli.app import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return hydra_compose(config_name=name, overrides=overrides)
@@ -289,8 +289,8 @@ def command_error(command: str) -> str | None:
     """
     import importlib
 
-    from gdchaos.app import config_dir
-    from gdchaos.errors import ConfigError
+    from gdchaos.cli.app import config_dir
+    from gdchaos.core.errors import ConfigError
     from gdchaos.sweep import vectorize_overrides
 
     try:
@@ -411,7 +411,7 @@ def _d_params(ctx):
 @claim("D2", DANOVSKI, "Sec. 2.1", "Iris: N = 150 samples, 4 features, 3 classes; 120 for training, 30 for testing",
        py("from gdchaos import data; d = data.iris(); print(d.x_train.shape, d.x_test.shape, d.n_classes)"), "exact")
 def _d_data(ctx):
-    d = gdchaos.data.iris()
+    d = gdchaos.core.data.iris()
     shapes = (d.x_train.shape, d.x_test.shape, d.n_classes)
     return Result(f"train {d.x_train.shape}, test {d.x_test.shape}, {d.n_classes} classes",
                   agree(shapes == ((120, 4), (30, 4), 3)))
@@ -509,7 +509,7 @@ _d_eps_window = claim("D6w", DANOVSKI, "Sec. 4.1, Fig. 8 (right)", D6_TEXT + " [
           "print((d[..., -1] / d[..., 0]).squeeze())"),
        "shape", quick_skip=QUALITATIVE)
 def _d_post(ctx):
-    from gdchaos.weights import post_learning_exponents
+    from gdchaos.analyses.weights import post_learning_exponents
 
     task = iris_task()
     res = gdchaos.post_learning(task.tmap, task.model.init, t0=4000, eta=[0.01], eps=[1e-8], n_ic=20, n_perturb=5,
@@ -530,7 +530,7 @@ def _d_drift(ctx):
     task = iris_task()
     steps = ctx.size(5000, 1000)
     params0 = jax.tree.map(lambda a: a[None], task.model.init(jax.random.key(0)))
-    traj = gdchaos.weights.record_trajectories(task.tmap, params0, {"learning_rate": 0.01}, steps, every=10)
+    traj = gdchaos.analyses.weights.record_trajectories(task.tmap, params0, {"learning_rate": 0.01}, steps, every=10)
     disp = gdchaos.displacement_vs_path(jax.tree.map(lambda a: a[0], traj.params))
     absolute = np.concatenate([np.ravel(a) for a in jax.tree.leaves(disp.absolute)])
     path = np.concatenate([np.ravel(a) for a in jax.tree.leaves(disp.path_length)])
@@ -548,7 +548,7 @@ def _d_drift(ctx):
        "and their burst onsets coincide", "python -m gdchaos.intermittency eta=[5] n_ic=32 steps=2000", "shape",
        quick_skip=QUALITATIVE)
 def _d_intermittency(ctx):
-    from gdchaos import intermittency
+    from gdchaos.analyses import intermittency
 
     series = intermittency.record_series(iris_task(), eta=[5.0], n_ic=32, steps=2000, key=jax.random.key(0))
     ds = intermittency.analyze(series)
@@ -563,7 +563,7 @@ def _d_intermittency(ctx):
                   f"periods: {counts or 'none'}); weights: {100 * fractions['constant']:.0f} % constant, "
                   f"{100 * fractions['intermittent']:.0f} % intermittent; weight-burst onsets within ±3 updates of a "
                   f"loss-burst onset: {100 * coincide:.0f} % (chance {100 * chance:.0f} %)", QUALITATIVE,
-                  "gdchaos.intermittency defaults: a step is laminar where the series nearly repeats (period ≤ 12, "
+                  "gdchaos.analyses.intermittency defaults: a step is laminar where the series nearly repeats (period ≤ 12, "
                   "tolerance 1e-3 of its rms) for ≥ 10 updates")
 
 
@@ -616,8 +616,8 @@ def _j_bound(ctx):
     @jax.jit
     def distances(key):
         params = task.model.init(key)
-        members = gdchaos.perturb.box(mc_key(1), params, eps, n, include_bias=True)
-        return jax.vmap(lambda m: gdchaos.perturb.l1_distance(m, params))(jax.tree.map(lambda a: a[1:], members))
+        members = gdchaos.core.perturb.box(mc_key(1), params, eps, n, include_bias=True)
+        return jax.vmap(lambda m: gdchaos.core.perturb.l1_distance(m, params))(jax.tree.map(lambda a: a[1:], members))
 
     scaled = np.asarray(distances(mc_key(0))) / (n_params(task.model) * eps)
     finite(scaled)
@@ -685,7 +685,7 @@ for _id, _where, _text, _cmd in (
        "python -m gdchaos.toymap 'eta=range(0.5,2.0,0.002)'",
        "first doublings at η = 1 and √5 − 1 (± 0.01)")
 def _j_cascade(ctx):
-    from gdchaos.toymaps import count_distinct, double_well, gd_map, orbit_diagram, summarize
+    from gdchaos.analyses.toymaps import count_distinct, double_well, gd_map, orbit_diagram, summarize
 
     w = jnp.linspace(-1.5, 1.5, 7)
     step = gd_map(double_well)
@@ -711,7 +711,7 @@ def _j_cascade(ctx):
 @claim("J19", JIMENEZ, "App. A, Eq. A3", "λ = lim (1/t) Σ_k |ln f'(w_k)|",
        "python -m gdchaos.toymap eta=0.25,0.5,0.75", "exact")
 def _j_eq_a3(ctx):
-    from gdchaos.toymaps import double_well, lyapunov_vs_eta
+    from gdchaos.analyses.toymaps import double_well, lyapunov_vs_eta
 
     etas = np.array([0.25, 0.75])
     curve = lyapunov_vs_eta(double_well, etas, n_init=4, transient=500, steps=500, init_mean=0.5, init_std=0.1)
@@ -754,7 +754,7 @@ def _momentum_tangents(steps: int, gamma: float, beta: float):
     loss, unravel = iris_flat()
     task = iris_task()
     x, y = jnp.asarray(task.dataset.x_train), jnp.asarray(task.dataset.y_train)
-    tmap = gdchaos.maps.momentum(task.loss_fn, x, y, beta=beta)
+    tmap = gdchaos.core.maps.momentum(task.loss_fn, x, y, beta=beta)
 
     def trajectory(v):
         def one(state, _):
@@ -805,7 +805,7 @@ def _h_criterion(ctx):
     quad = gdchaos.local_exponents(lambda p: 0.5 * jnp.sum(lam * p**2), jnp.zeros(lam.size), gamma)
     mismatch = int(jnp.sum((quad.exponents >= 0) != ((quad.eigenvalues <= 0) | (gamma * quad.eigenvalues >= 2))))
     ev = np.linalg.eigvalsh(np.asarray(iris_hessian()(iris_init())))
-    mu = np.asarray(gdchaos.lyapunov.gd_local_exponents(ev, 1.0))
+    mu = np.asarray(gdchaos.analyses.lyapunov.gd_local_exponents(ev, 1.0))
     decided = np.abs(ev) > 1e-9 * np.abs(ev).max()  # leave numerically flat directions out of the Iris check
     mismatch_iris = int(np.sum(((mu >= 0) != ((ev <= 0) | (ev >= 2.0)))[decided]))
     return Result(f"mismatches: {mismatch} of {lam.size} (quadratic, γ = {gamma}), {mismatch_iris} of "
@@ -818,7 +818,7 @@ def _h_criterion(ctx):
        "maximal local exponents, λ₁ ≤ (1/t) Σ_s λ₁^(s)",
        only("H4"), "inequality")
 def _h_bound(ctx):
-    from gdchaos.lyapunov import gd_local_exponents, lyapunov_spectrum
+    from gdchaos.analyses.lyapunov import gd_local_exponents, lyapunov_spectrum
 
     loss, _ = iris_flat()
     theta = iris_init(2)
@@ -895,7 +895,7 @@ def _torch_pair_distances(n_pairs: int):
     @jax.jit
     def distances(ka, kb):
         draw = jax.vmap(net.init)
-        return jax.vmap(gdchaos.perturb.l2_distance)(draw(ka), draw(kb))
+        return jax.vmap(gdchaos.core.perturb.l2_distance)(draw(ka), draw(kb))
 
     return np.asarray(distances(jax.random.split(mc_key(7), n_pairs), jax.random.split(mc_key(8), n_pairs)))
 
@@ -945,7 +945,7 @@ def _h_walks(ctx):
 @claim("H9", HERRMANN, "Thm A.11, Eq. 65", "subspace overlap ‖VᵀW‖²_F/d_min: 0 for V ⊥ W, 1 for V ⊆ W, in [0, 1]; "
        "random baseline (Eq. 65)", only("H9"), "exact; baseline ± 5 s.e.")
 def _h_overlap(ctx):
-    from gdchaos.curvature.along import random_subspace_overlap
+    from gdchaos.analyses.curvature.along import random_subspace_overlap
 
     dim, dv, dw, n = 50, 5, 10, ctx.size(2000, 400)
     rng = np.random.default_rng(9)
@@ -1010,7 +1010,7 @@ def _e_init(ctx):
        "boundary well", "python -m gdchaos.phase",
        "mean |Δ(1/J)| ≤ 0.1 for |J₀/J| < 1 and for J₀/J > 1, and a numerical edge in every column", statistical=True)
 def _e_heatmap(ctx):
-    eoc = gdchaos.edge_of_chaos
+    eoc = gdchaos.analyses.edge_of_chaos
     ratio = np.linspace(-1.0, 2.0, ctx.size(31, 7))
     inv_j = np.linspace(0.04, 2.0, ctx.size(40, 12))
     n, draws, threshold = ctx.size(300, 64), ctx.size(5, 3), -0.01
@@ -1035,14 +1035,14 @@ def _e_heatmap(ctx):
                   f"numerical edge 1/J per column J₀/J = {', '.join(f'{r:g}' for r in ratio)}: {text}. "
                   + f"{ratio.size} J₀/J columns × {inv_j.size} values of 1/J ∈ [0.04, 2], N = {n}, {draws} W draws, 200 "
                   f"steps; numerical edge: where the median transverse Lyapunov exponent first reaches {threshold} "
-                  "coming down from large 1/J (gdchaos.edge_of_chaos.locate_edge), as python -m gdchaos.phase does")
+                  "coming down from large 1/J (gdchaos.analyses.edge_of_chaos.locate_edge), as python -m gdchaos.phase does")
 
 
 @claim("E4", EDGE, "Fig. 5 caption", "default training parameters η = 0.01, α = 0, B = 32 have scale factor "
        "η/((1 − α)B) = 0.0003125", py("import gdchaos as g; print(g.edge_of_chaos.scale_factor(0.01, 0.0, 32))"),
        "exact")
 def _e_scale(ctx):
-    sf = gdchaos.edge_of_chaos.scale_factor(0.01, 0.0, 32)
+    sf = gdchaos.analyses.edge_of_chaos.scale_factor(0.01, 0.0, 32)
     return Result(f"{sf:g}", agree(within(sf, 0.0003125, 1e-15)))
 
 
@@ -1050,7 +1050,7 @@ def _e_scale(ctx):
        "λ ≈ A(1 − α)B/(4ηSJ*²) = D/(4SJ*²) = 0.00005",
        py("import gdchaos as g; print(g.edge_of_chaos.optimal_weight_decay(12.0, 60000))"), "exact")
 def _e_weight_decay(ctx):
-    eoc = gdchaos.edge_of_chaos
+    eoc = gdchaos.analyses.edge_of_chaos
     s, j_star = 60000, 1.0
     d = 4 * s * j_star**2 * 0.00005  # the D that Eq. 9's 0.00005 implies
     eq9 = eoc.optimal_weight_decay(d, s, j_star)
@@ -1074,8 +1074,8 @@ SCALINGS = ((0.01, 0.0, 32), (0.02, 0.0, 32), (0.04, 0.5, 32))
 @claim("E6", EDGE, "Eqs. 4–5, Fig. 3", "in the ordered phase J² = A·epoch + C with A = D·η/((1 − α)B): A is "
        "linear in η, in 1/(1 − α) and in 1/B", py(FASHION_TRACK), "—", quick_skip=needs(py(FASHION_TRACK)))
 def _e_scaling(ctx):
-    eoc = gdchaos.edge_of_chaos
-    digits = gdchaos.data.digits()
+    eoc = gdchaos.analyses.edge_of_chaos
+    digits = gdchaos.core.data.digits()
     epochs = ctx.size(12, 6)
     ds = []
     for eta, alpha, batch in SCALINGS:
@@ -1117,7 +1117,7 @@ def _least_squares(seed: int = 11):
 @claim("C1", CHEMNITZ, "Thm 3.5, Eq. 17", "GD at a strict minimum is stable iff η‖Hess L(θ*)‖ < 2",
        only("C1"), "η* to 1e-9; GD verdicts at 0.98 η*, 1.02 η*")
 def _c_gd(ctx):
-    from gdchaos.toymaps import orbit_diagram
+    from gdchaos.analyses.toymaps import orbit_diagram
 
     loss, theta, x = _least_squares()
     lam_max = float(np.linalg.eigvalsh(np.asarray(x.T @ x / x.shape[0])).max())  # Hessian of ½ mean (xθ − y)²
@@ -1160,7 +1160,7 @@ def _c_rank(ctx):
           "[0.5], inits=jnp.array([[2.5, 0.41]]), transient=0, keep=2000); print(o.escaped, o.points[0, 0, -1])"),
        "exact")
 def _c_fig7(ctx):
-    from gdchaos.toymaps import orbit_diagram
+    from gdchaos.analyses.toymaps import orbit_diagram
 
     start = jnp.array([[2.5, 0.41]])
     printed = orbit_diagram(_product_loss(1.0), [0.5], inits=start, transient=0, keep=2000)
@@ -1229,10 +1229,10 @@ def _c_regular(ctx):
             ranks[batch] = max(ranks.get(batch, 0), int(np.sum(sv > 1e-8 * sv.max())))
     eta = 0.5 * 2 / float(values.max())
     shown = f"dim N = {dim}; max rank of H_Ξ|_N over all batches: {ranks[1]} (B = 1), {ranks[3]} (B = 3)"
-    if not ctx.quick:  # the full check of Def. 3.13 (semigroup algebra, powers) by gdchaos.regularity
+    if not ctx.quick:  # the full check of Def. 3.13 (semigroup algebra, powers) by gdchaos.analyses.regularity
         literal = regularity.minimum_regularity(problem.loss_fn, theta, x, y, eta, 1, check_id_minus_a=True, exponent=False)
         only_a = regularity.minimum_regularity(problem.loss_fn, theta, x, y, eta, 3, check_id_minus_a=False, exponent=False)
-        shown += (f"; gdchaos.regularity: B = 1 as stated: {literal.verdict.split(' (σ')[0]}; B = 3, A_Ξ only: "
+        shown += (f"; gdchaos.analyses.regularity: B = 1 as stated: {literal.verdict.split(' (σ')[0]}; B = 3, A_Ξ only: "
                   f"{only_a.verdict.split(' (')[0]}")
     singular = all(r < dim for r in ranks.values())
     return Result(shown, PAPER_WRONG if singular else agree(True),
@@ -1240,7 +1240,7 @@ def _c_regular(ctx):
                   f"dim N(θ*) = rank H = qn for generic data (here q = {q}, n = {n}, qn = {q * n}); so Id − A_Ξ = "
                   "ηH_Ξ|_N is singular for every mini-batch with B < n, and condition (i) as written fails at generic "
                   f"minima (conf/minima.yaml: a 2-8-2 tanh MLP fit to 6 synthetic samples, residual {res:.0e}). "
-                  "The gdchaos.regularity verdicts (full run) check Def. 3.13 as stated and with (i) asking only A_Ξ "
+                  "The gdchaos.analyses.regularity verdicts (full run) check Def. 3.13 as stated and with (i) asking only A_Ξ "
                   "invertible, which is what the SGD maps need.")
 
 

@@ -7,36 +7,32 @@ as labelled arrays. Around them: tangent-space Lyapunov spectra, Hessian curvatu
 and the edge of stability, toy gradient maps, loss time-series tests, weight-level
 diagnostics and the edge-of-chaos phase diagram.
 
-Importing gdchaos loads JAX, optax and flax, nothing heavier: ``experiment`` and
-``results`` (xarray, pandas), ``timeseries`` (scipy) and ``intermittency`` load on first use of them or
-of a name they export, and matplotlib loads only when a figure is drawn. Importing
-gdchaos changes no global state (no matplotlib backend, no JAX flags).
+The package is layered; each folder depends only on the ones above it in this list:
+
+* ``core``: training maps, models, losses, data, perturbations, precision, tree utilities;
+* ``engine``: the vmapped ensemble program, device placement, checkpoints;
+* ``analyses``: Lyapunov exponents, curvature and stability, and the other measurements;
+* ``figures``: every figure;
+* ``experiments``: tasks, the analysis and optimizer registries, results Datasets;
+* ``cli``: Hydra plumbing for the apps ``gdchaos.sweep``, ``toymap``, ``phase``,
+  ``intermittency``, ``minima`` (the top-level modules).
+
+Importing gdchaos loads JAX, optax and flax, nothing heavier: ``experiments``,
+``results`` (xarray, pandas) and ``timeseries`` (scipy) load on first use of them or of a
+name they export, and matplotlib loads only when a figure is drawn. Importing gdchaos
+changes no global state (no matplotlib backend, no JAX flags).
 """
 
 import importlib
 
-from gdchaos import (
-    cgd,
-    checkpoint,
-    curvature,
-    data,
-    diagnostic_plots,
-    directions,
-    edge_of_chaos,
-    ensemble,
-    losses,
-    lyapunov,
-    maps,
-    models,
-    perturb,
-    plots,
-    regularity,
-    stability,
-    toymaps,
-    weights,
-)
-from gdchaos.cgd import cgd_map, cgd_optimizer
-from gdchaos.curvature import (
+from gdchaos.analyses import curvature, directions, edge_of_chaos, lyapunov, regularity, toymaps, training_time, weights
+from gdchaos.analyses.curvature import cgd, stability
+from gdchaos.core import data, losses, maps, models, perturb
+from gdchaos.engine import checkpoint, ensemble, programs
+import gdchaos.figures.diagnostics
+import gdchaos.figures.sweep
+from gdchaos.analyses.curvature.cgd import cgd_map, cgd_optimizer
+from gdchaos.analyses.curvature import (
     curvature_info,
     hessian_density,
     hessian_eigs,
@@ -46,15 +42,15 @@ from gdchaos.curvature import (
     sharpness,
     subspace_overlap,
 )
-from gdchaos.directions import perturb_along, strategy_distances
-from gdchaos.edge_of_chaos import chaos_boundary, compare_edges, locate_edge, mean_field, separation_heatmap, track_training
-from gdchaos.regularity import check_semigroup, minimum_regularity
-from gdchaos.stability import minimum_stability, sgd_stability
-from gdchaos.toymaps import lyapunov_vs_eta, orbit_diagram
-from gdchaos.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
-from gdchaos.ensemble import EnsembleResult
-from gdchaos.errors import ConfigError, DatasetUnavailableError, PrecisionError
-from gdchaos.lyapunov import (
+from gdchaos.analyses.directions import perturb_along, strategy_distances
+from gdchaos.analyses.edge_of_chaos import chaos_boundary, compare_edges, locate_edge, mean_field, separation_heatmap, track_training
+from gdchaos.analyses.regularity import check_semigroup, minimum_regularity
+from gdchaos.analyses.curvature.stability import minimum_stability, sgd_stability
+from gdchaos.analyses.toymaps import lyapunov_vs_eta, orbit_diagram
+from gdchaos.analyses.weights import ablation_importance, displacement_vs_path, post_learning, regime_gallery
+from gdchaos.engine.ensemble import EnsembleResult
+from gdchaos.core.errors import ConfigError, DatasetUnavailableError, PrecisionError
+from gdchaos.analyses.lyapunov import (
     FiniteExponents,
     best_window_fit,
     finite_exponents,
@@ -64,31 +60,31 @@ from gdchaos.lyapunov import (
     run_tangent,
     tangent_map,
 )
-from gdchaos.maps import StepInfo, TrainingMap, TrainState, from_optax, gd, momentum, sgd
-from gdchaos.models import Model, cnn, count_params, mlp
-from gdchaos.numerics import enable_float64, provenance, require_precision
-from gdchaos.task import Task, build_task
-from gdchaos.training_time import first_passage
+from gdchaos.core.maps import StepInfo, TrainingMap, TrainState, from_optax, gd, momentum, sgd
+from gdchaos.core.models import Model, cnn, count_params, mlp
+from gdchaos.core.precision import enable_float64, provenance, require_precision
+from gdchaos.experiments.task import Task, build_task
+from gdchaos.analyses.training_time import first_passage
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = frozenset({"experiment", "intermittency", "results", "timeseries"})
+_LAZY_MODULES = {"results": "gdchaos.experiments.results", "timeseries": "gdchaos.analyses.timeseries"}
 _LAZY_NAMES = {
-    "add_window_matched_tangent": "experiment",
-    "finite_sweep": "experiment",
-    "sharpness_sweep": "experiment",
-    "tangent_sweep": "experiment",
-    "detect_laminar": "intermittency",
-    "autocorrelation": "timeseries",
-    "kantz": "timeseries",
-    "surrogate_band": "timeseries",
+    "add_window_matched_tangent": "experiments.sweeps",
+    "finite_sweep": "experiments.sweeps",
+    "sharpness_sweep": "experiments.sweeps",
+    "tangent_sweep": "experiments.sweeps",
+    "detect_laminar": "analyses.intermittency",
+    "autocorrelation": "analyses.timeseries",
+    "kantz": "analyses.timeseries",
+    "surrogate_band": "analyses.timeseries",
 }
 
 
 def __getattr__(name: str):
     """Load the heavy submodules (and the names they export) on first use (PEP 562)."""
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"gdchaos.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
     if name in _LAZY_NAMES:
         value = getattr(importlib.import_module(f"gdchaos.{_LAZY_NAMES[name]}"), name)
         globals()[name] = value
@@ -97,7 +93,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_NAMES))
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_NAMES))
 
 
 __all__ = [
@@ -129,16 +125,15 @@ __all__ = [
     "curvature",
     "curvature_info",
     "data",
-    "diagnostic_plots",
     "directions",
     "displacement_vs_path",
     "edge_of_chaos",
     "enable_float64",
     "ensemble",
     "finite_exponents",
-    "intermittency",
     "locate_edge",
     "minimum_regularity",
+    "figures",
     "finite_sweep",
     "first_passage",
     "from_optax",
@@ -163,7 +158,6 @@ __all__ = [
     "orbit_diagram",
     "perturb",
     "perturb_along",
-    "plots",
     "regularity",
     "post_learning",
     "provenance",
@@ -185,6 +179,7 @@ __all__ = [
     "tangent_sweep",
     "timeseries",
     "toymaps",
+    "training_time",
     "track_training",
     "weights",
 ]

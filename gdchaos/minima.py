@@ -4,9 +4,9 @@ Builds the configured data, model and MSE loss (``conf/minima.yaml``: a 2-8-2 ta
 synthetic samples), finds a global minimum θ* by full-batch GD until every sample is fit to
 ``fit.tol``, and over the grid η × B computes
 
-* λ(θ*), the exponent of the SGD random product on N(θ*) (:func:`gdchaos.stability.sgd_stability`),
+* λ(θ*), the exponent of the SGD random product on N(θ*) (:func:`gdchaos.analyses.curvature.stability.sgd_stability`),
 * the GD limit 2/λ_max and the GD exponent ln ρ(I − ηH|_N),
-* the regularity verdict of chemnitz2025 Def. 3.13 (:mod:`gdchaos.regularity`), hence whether
+* the regularity verdict of chemnitz2025 Def. 3.13 (:mod:`gdchaos.analyses.regularity`), hence whether
   Thm 3.14 applies (regular: stable if λ < 0, unstable if λ > 0),
 * optionally the fraction of SGD runs from θ* + δ (‖δ‖ = ``empirical.radius``) that return,
 
@@ -28,8 +28,8 @@ import math
 import os
 from typing import Any, Callable, NamedTuple
 
-from gdchaos.app import hydra_app
-from gdchaos.errors import ConfigError, check
+from gdchaos.cli.app import hydra_app
+from gdchaos.core.errors import ConfigError, check
 
 log = logging.getLogger("gdchaos.minima")
 RESULTS_FILE = "minima.nc"
@@ -134,10 +134,10 @@ def build_problem(cfg) -> Problem:
     import jax.numpy as jnp
     from omegaconf import OmegaConf
 
-    from gdchaos import data as data_lib
-    from gdchaos.losses import get_loss
-    from gdchaos.maps import supervised_loss
-    from gdchaos.task import build_model
+    from gdchaos.core import data as data_lib
+    from gdchaos.core.losses import get_loss
+    from gdchaos.core.maps import supervised_loss
+    from gdchaos.experiments.task import build_model
 
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     name = data_cfg.pop("name")
@@ -242,7 +242,7 @@ def find_minimum(cfg, problem: Problem):
     """
     import numpy as np
 
-    from gdchaos.regularity import normal_space
+    from gdchaos.analyses.regularity import normal_space
 
     loss_fn, x, y = problem.loss_fn, problem.x, problem.y
     if cfg.fit.eta == "auto":
@@ -264,8 +264,8 @@ def evaluate_batch_size(cfg, problem: Problem, theta, space, batch_size: int, et
     import jax.numpy as jnp
     import numpy as np
 
-    from gdchaos import regularity as reg
-    from gdchaos.stability import sgd_stability
+    from gdchaos.analyses import regularity as reg
+    from gdchaos.analyses.curvature.stability import sgd_stability
 
     loss_fn, x, y, rc = problem.loss_fn, problem.x, problem.y, cfg.regularity
     zero_rtol = None if rc.zero_rtol is None else float(rc.zero_rtol)
@@ -299,8 +299,8 @@ def run_minima(cfg, output_dir):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from gdchaos.numerics import enable_float64, provenance
-    from gdchaos.regularity import normal_space
+    from gdchaos.core.precision import enable_float64, provenance
+    from gdchaos.analyses.regularity import normal_space
 
     values = validate(cfg)
     enable_float64()
@@ -426,7 +426,7 @@ def figure(ds):
     exponent; below, the fraction of perturbed SGD runs that return."""
     import numpy as np
 
-    from gdchaos.plots import _agg_subplots
+    from gdchaos.figures.sweep import _agg_subplots
 
     fig, axes = _agg_subplots(2, 1, figsize=(8, 7), sharex=True, constrained_layout=True)
     eta, crit = ds.eta.values, float(ds.attrs["critical_eta"])
@@ -465,7 +465,7 @@ def figure(ds):
 
 def save_figure(ds, directory) -> str:
     """Write ``minima.png`` into ``directory`` (a pyplot-free Agg figure)."""
-    from gdchaos.plots import write_figures
+    from gdchaos.figures.sweep import write_figures
 
     return str(write_figures({FIGURE_FILE: figure(ds)}, directory, dpi=130)[0])
 

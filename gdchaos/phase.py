@@ -1,6 +1,6 @@
 r"""Hydra entry point: ``python -m gdchaos.phase [overrides]``: the order–chaos phase diagram of x ↦ tanh(W x).
 
-Computes (see :mod:`gdchaos.edge_of_chaos`)
+Computes (see :mod:`gdchaos.analyses.edge_of_chaos`)
 
 * the asymptotic separation of two nearby trajectories on a (J0/J, 1/J) grid, vmapped
   over the grid and a few random W draws (the heatmap of Fig. 1b), and the finite-time
@@ -32,8 +32,8 @@ import logging
 import math
 import os
 
-from gdchaos.app import hydra_app
-from gdchaos.errors import check
+from gdchaos.cli.app import hydra_app
+from gdchaos.core.errors import check
 
 log = logging.getLogger("gdchaos.phase")
 RESULTS_FILE = "phase.nc"
@@ -106,8 +106,8 @@ def run_phase(cfg, output_dir):
     import xarray as xr
     from omegaconf import OmegaConf
 
-    from gdchaos import edge_of_chaos as eoc
-    from gdchaos.numerics import enable_float64, provenance
+    from gdchaos.analyses import edge_of_chaos as eoc
+    from gdchaos.core.precision import enable_float64, provenance
 
     validate(cfg)
     if cfg.precision == "float64":
@@ -183,15 +183,15 @@ def edge_results(ratio, inv_j, lyapunov, growth, edge_mean_field, threshold: flo
 
     ``lyapunov`` and ``growth`` (ln(d/d0), median over draws) are ``(n_inv_j, n_ratio)``;
     the edge is where λ⊥ first reaches ``threshold`` coming down from the largest 1/J
-    (:func:`gdchaos.edge_of_chaos.locate_edge`); the separation edge is where ln(d/d0)
+    (:func:`gdchaos.analyses.edge_of_chaos.locate_edge`); the separation edge is where ln(d/d0)
     first reaches 0, the heatmap's own (slow-growth-biased) edge. Returns a Dataset
-    over ``ratio`` with the summary of :func:`gdchaos.edge_of_chaos.compare_edges` as
+    over ``ratio`` with the summary of :func:`gdchaos.analyses.edge_of_chaos.compare_edges` as
     ``edge_distance_*`` attributes (and ``edge_separation_distance_*``).
     """
     import numpy as np
     import xarray as xr
 
-    from gdchaos import edge_of_chaos as eoc
+    from gdchaos.analyses import edge_of_chaos as eoc
 
     ratio, inv_j = np.asarray(ratio, dtype=float), np.asarray(inv_j, dtype=float)
     edge = eoc.locate_edge(inv_j, lyapunov, threshold)
@@ -243,7 +243,7 @@ def write_edge_csv(ds, path) -> str:
     """Write the per-column edges (``ratio``, numerical, status, mean field, distance, separation edge) as CSV."""
     import csv
 
-    from gdchaos.edge_of_chaos import EDGE_STATUS
+    from gdchaos.analyses.edge_of_chaos import EDGE_STATUS
 
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
@@ -260,8 +260,8 @@ def _track(cfg):
     import numpy as np
     import xarray as xr
 
-    from gdchaos import edge_of_chaos as eoc
-    from gdchaos.data import load
+    from gdchaos.analyses import edge_of_chaos as eoc
+    from gdchaos.core.data import load
 
     t = cfg.track
     data = load(t.data).flatten()
@@ -301,10 +301,10 @@ def _track(cfg):
 
 def _pyplot():
     """A pyplot stand-in whose ``subplots`` draws pyplot-free Agg figures: this CLI only writes files, and
-    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.plots`)."""
+    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.figures.sweep`)."""
     from types import SimpleNamespace
 
-    from gdchaos.plots import _agg_subplots
+    from gdchaos.figures.sweep import _agg_subplots
 
     return SimpleNamespace(subplots=_agg_subplots)
 
@@ -404,7 +404,7 @@ def training_figure(ds):
 
 def save_figures(ds, directory) -> list[str]:
     """Write ``phase_diagram.png`` (and ``training.png`` when a path is present) into ``directory``."""
-    from gdchaos.plots import write_figures
+    from gdchaos.figures.sweep import write_figures
 
     figures = {"phase_diagram.png": phase_figure(ds)}
     if "track_j" in ds:

@@ -12,7 +12,7 @@ steps (Hydra 1.3 itself may include it). A sweep over any other key (``data=iris
 each η-vectorized; ``--multirun`` is added for you.
 
 Writes into the run directory: ``results.nc`` (labelled arrays; reload with
-``gdchaos.results.load``), ``summary.csv`` and ``figures/*.png``.
+``gdchaos.experiments.results.load``), ``summary.csv`` and ``figures/*.png``.
 
 ``method=finite`` (default) measures ε-ball divergence; ``method=tangent`` the exact
 ε → 0 exponents from tangent maps (top ``lyapunov.k``; float32 suffices);
@@ -27,8 +27,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gdchaos.app import config_dir, hydra_app
-from gdchaos.errors import ConfigError, check
+from gdchaos.cli.app import config_dir, hydra_app
+from gdchaos.core.errors import ConfigError, check
 
 VECTORIZED_KEYS = ("eta", "eps")
 METHODS = ("finite", "tangent", "both", "sharpness")
@@ -118,8 +118,8 @@ def _integer(cfg, key: str, minimum: int) -> int:
 
 def validate(cfg) -> None:
     """Fail fast, before any computation, on configs that cannot run (one-line messages)."""
-    from gdchaos.lyapunov.finite import check_estimator, check_window_grid
-    from gdchaos.models import ACTIVATIONS
+    from gdchaos.analyses.lyapunov.finite import check_estimator, check_window_grid
+    from gdchaos.core.models import ACTIVATIONS
 
     for group in ("data", "model", "optimizer", "perturbation", "lyapunov"):
         check(isinstance(cfg.get(group), Mapping), f"{group} must name one config of its group (e.g. data=iris); got {cfg.get(group)!r}")
@@ -131,7 +131,7 @@ def validate(cfg) -> None:
     for key, minimum in (("n_perturb", 1), ("n_ic", 1), ("steps", 1), ("chunk", 1), ("seed", 0),
                          ("lyapunov.k", 1), ("lyapunov.transient", 0), ("lyapunov.renorm_every", 1)):
         _integer(cfg, key, minimum)
-    from gdchaos.losses import LOSSES
+    from gdchaos.core.losses import LOSSES
 
     check(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
     check(cfg.ic_slice == "auto" or (isinstance(cfg.ic_slice, int) and cfg.ic_slice >= 1),
@@ -188,7 +188,7 @@ def _configure_devices(cfg) -> None:
 
 
 def _configure_precision(cfg) -> None:
-    from gdchaos.numerics import enable_float64, float64_enabled, needs_float64
+    from gdchaos.core.precision import enable_float64, float64_enabled, needs_float64
 
     finite = cfg.method in ("finite", "both")
     if cfg.precision == "auto" and finite and needs_float64(_as_list(cfg.eps)) and not float64_enabled():
@@ -427,7 +427,7 @@ def _prepare_run_dir(cfg, output_dir: Path):
     import yaml
     from omegaconf import OmegaConf
 
-    from gdchaos import results
+    from gdchaos.experiments import results
 
     current = OmegaConf.to_container(cfg, resolve=True)
     stored_path = output_dir / CHECKPOINT_DIR / "config.yaml"
@@ -465,11 +465,13 @@ def run_sweep(cfg, output_dir) -> "object":
 
     from omegaconf import OmegaConf
 
-    from gdchaos import plots, results
+    from gdchaos.figures import sweep as plots
+
+    from gdchaos.experiments import results
     import xarray as xr
 
-    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, sharpness_sweep, tangent_sweep
-    from gdchaos.task import build_task
+    from gdchaos.experiments.sweeps import add_window_matched_tangent, finite_sweep, sharpness_sweep, tangent_sweep
+    from gdchaos.experiments.task import build_task
 
     validate(cfg)
     output_dir = Path(cfg.resume or output_dir)
@@ -501,7 +503,7 @@ def run_sweep(cfg, output_dir) -> "object":
     )
     stored_config = output_dir / CHECKPOINT_DIR / "config.yaml"
     if rank == 0 and ckpt is not None and not stored_config.exists():  # once the task builds: a failed set-up leaves no claim on the directory
-        from gdchaos.checkpoint import atomic_write
+        from gdchaos.engine.checkpoint import atomic_write
 
         atomic_write(stored_config, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=True).encode()))
     eta, eps = _as_list(cfg.eta), _as_list(cfg.eps)

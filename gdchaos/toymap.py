@@ -1,7 +1,7 @@
 r"""Hydra entry point: ``python -m gdchaos.toymap [overrides]``: the route to chaos of GD on a 1-D potential.
 
 Iterates w ↦ w − ηV'(w) over an η grid × initial conditions (one vmapped program, see
-:mod:`gdchaos.toymaps`) and writes into the run directory
+:mod:`gdchaos.analyses.toymaps`) and writes into the run directory
 
 * ``bifurcation.png``: post-transient orbit points vs η (orbit diagram),
 * ``lyapunov.png``: λ(η) = ⟨ln|1 − ηV''(w_t)|⟩ with the 0 line and the η where the
@@ -28,8 +28,8 @@ import logging
 import math
 import os
 
-from gdchaos.app import hydra_app
-from gdchaos.errors import ConfigError, check
+from gdchaos.cli.app import hydra_app
+from gdchaos.core.errors import ConfigError, check
 
 log = logging.getLogger("gdchaos.toymap")
 RESULTS_FILE = "toymap.nc"
@@ -75,7 +75,7 @@ def _integer(cfg, key: str, minimum: int) -> int:
 
 def validate(cfg) -> list[float]:
     """Check the config before any computation; return the η grid."""
-    from gdchaos.toymaps import POTENTIALS
+    from gdchaos.analyses.toymaps import POTENTIALS
 
     eta = eta_grid(cfg.eta)
     check(len(eta) > 0, "the eta grid is empty; give e.g. eta=0.9 or 'eta=range(0.5,1.6,0.001)'")
@@ -106,7 +106,7 @@ def _kwargs(cfg) -> dict:
 def _marks(cfg) -> list[float]:
     from omegaconf import OmegaConf
 
-    from gdchaos.toymaps import MINIMA, stability_limit
+    from gdchaos.analyses.toymaps import MINIMA, stability_limit
 
     mark = OmegaConf.select(cfg, "figures.mark_eta")
     if mark is None:
@@ -126,8 +126,8 @@ def run_toymap(cfg, output_dir):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from gdchaos import toymaps
-    from gdchaos.numerics import enable_float64, provenance
+    from gdchaos.analyses import toymaps
+    from gdchaos.core.precision import enable_float64, provenance
 
     eta = validate(cfg)
     if cfg.precision == "float64":
@@ -202,10 +202,10 @@ def to_dataset(orbits, curve, attrs: dict | None = None):
 
 def _pyplot():
     """A pyplot stand-in whose ``subplots`` draws pyplot-free Agg figures: this CLI only writes files, and
-    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.plots`)."""
+    drawing them neither selects a backend nor loads pyplot (see :mod:`gdchaos.figures.sweep`)."""
     from types import SimpleNamespace
 
-    from gdchaos.plots import _agg_subplots
+    from gdchaos.figures.sweep import _agg_subplots
 
     return SimpleNamespace(subplots=_agg_subplots)
 
@@ -273,7 +273,7 @@ def combined_figure(ds, marks=()):
 
 def save_figures(ds, directory, marks=()) -> list[str]:
     """Write ``bifurcation.png``, ``lyapunov.png`` and ``toymap.png`` into ``directory``."""
-    from gdchaos.plots import write_figures
+    from gdchaos.figures.sweep import write_figures
 
     makers = (bifurcation_figure, lyapunov_figure, combined_figure)
     return [str(p) for p in write_figures({name: make(ds, marks) for name, make in zip(FIGURES, makers)}, directory, dpi=150)]

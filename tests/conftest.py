@@ -56,6 +56,6 @@ def fast_key(seed: int = 0):
 @pytest.fixture(scope="session")
 def iris_task():
     """The default Iris task (4-10-3 sigmoid MLP, full-batch GD, 120/30 split)."""
-    from gdchaos.task import build_task
+    from gdchaos.experiments.task import build_task
 
     return build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})

@@ -7,10 +7,10 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from gdchaos import maps
-from gdchaos.cgd import CGDState, cgd, cgd_dynamical, cgd_map, cgd_optimizer
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov.tangent import dimension, lyapunov_spectrum, tangent_map
+from gdchaos.core import maps
+from gdchaos.analyses.curvature.cgd import CGDState, cgd, cgd_dynamical, cgd_map, cgd_optimizer
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov.tangent import dimension, lyapunov_spectrum, tangent_map
 
 EIGS = np.array([-0.5, 0.2, 1.0, 3.0, 4.0])
 N = EIGS.size

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gdchaos.errors import ConfigError
+from gdchaos.core.errors import ConfigError
 from gdchaos.sweep import precheck, vectorize_overrides
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

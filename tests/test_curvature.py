@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from gdchaos import data, maps, models
-from gdchaos.curvature import (
+from gdchaos.core import data
+
+from gdchaos.core import maps
+
+from gdchaos.core import models
+from gdchaos.analyses.curvature import (
     SpectralDensity,
     Subspace,
     curvature_info,
@@ -32,9 +36,9 @@ from gdchaos.curvature import (
     spectral_moment,
     subspace_overlap,
 )
-from gdchaos.errors import ConfigError
-from gdchaos.losses import cross_entropy
-from gdchaos.lyapunov.local import hessian_matrix
+from gdchaos.core.errors import ConfigError
+from gdchaos.core.losses import cross_entropy
+from gdchaos.analyses.lyapunov.local import hessian_matrix
 
 EIGS = np.array([-2.0, -0.5, 0.1, 0.3, 0.7, 1.0, 1.5, 2.5, 4.0, 6.0])
 N = EIGS.size

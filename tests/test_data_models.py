@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos import data, models
-from gdchaos.errors import ConfigError, DatasetUnavailableError
+from gdchaos.core import data
+
+from gdchaos.core import models
+from gdchaos.core.errors import ConfigError, DatasetUnavailableError
 
 from conftest import fast_key
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from gdchaos import maps
-from gdchaos.directions import (
+from gdchaos.core import maps
+from gdchaos.analyses.directions import (
     hessian_directions,
     lyapunov_directions,
     lyapunov_strategies,
@@ -18,8 +18,8 @@ from gdchaos.directions import (
     subspace_directions,
     tree_norm,
 )
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov.tangent import exponents, tangent_map
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov.tangent import exponents, tangent_map
 
 EIGS = np.array([0.3, 1.0, 2.0, 5.0])  # η = 0.5: 1 − ηλ = 0.85, 0.5, 0, −1.5
 N = EIGS.size

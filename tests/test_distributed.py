@@ -18,7 +18,7 @@ import time
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from gdchaos import results
+from gdchaos.experiments import results
 from gdchaos.sweep import config_dir, run_sweep
 
 from test_sharding import LAYOUT_RTOL, RESULTS_ATOL, RESULTS_RTOL

@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 from hydra import compose, initialize_config_dir
 
-from gdchaos import edge_of_chaos as eoc
-from gdchaos.data import synthetic
-from gdchaos.errors import ConfigError
+from gdchaos.analyses import edge_of_chaos as eoc
+from gdchaos.core.data import synthetic
+from gdchaos.core.errors import ConfigError
 from gdchaos.sweep import config_dir
 
 QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]

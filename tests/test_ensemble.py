@@ -10,9 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos import ensemble, maps, perturb, results
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov import finite_exponents, summarize
+from gdchaos.engine import ensemble
+
+from gdchaos.core import maps
+
+from gdchaos.core import perturb
+
+from gdchaos.experiments import results
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov import finite_exponents, summarize
 
 from conftest import fast_key
 
@@ -316,7 +322,9 @@ def test_chunked_scan_equals_one_scan():
 
 def test_sgd_members_share_batches_and_runs_are_reproducible():
     """Mini-batch SGD (softmax regression on Iris, batches of 16), default threefry key."""
-    from gdchaos import data, losses, models
+    from gdchaos.core import data
+    from gdchaos.core import losses
+    from gdchaos.core import models
 
     ds = data.iris()
     net = models.mlp((4, 3))
@@ -368,7 +376,7 @@ def test_bad_arguments_say_the_fix(iris_task, kw, message):
 def test_sharded_run_equals_single_device(iris_task, tmp_path, monkeypatch):
     """Same layout (4 devices, same blocks): bitwise, also when resumed after a crash. Across
     layouts (1 vs 4 devices, blocks of 1 vs auto): the stated tolerance (test_sharding.LAYOUT_RTOL)."""
-    from gdchaos.checkpoint import Checkpoint
+    from gdchaos.engine.checkpoint import Checkpoint
     from test_sharding import assert_layouts_agree
 
     devices = jax.local_devices()
@@ -408,7 +416,7 @@ def test_final_state_continues_the_run():
     """run(steps=20) equals run(steps=12) continued for 8 updates from its final_state with advance()."""
     import jax.numpy as jnp
 
-    from gdchaos import maps
+    from gdchaos.core import maps
 
     a = jnp.array([0.5, 2.5])
     tmap = maps.gd(lambda p, x, y: 0.5 * jnp.sum(a * jnp.sin(p) ** 2), jnp.zeros((1, 2)), jnp.zeros(1))

@@ -114,7 +114,7 @@ def test_launcher_configs_compose(launcher, target):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_shrunk(experiment, tmp_path, mock_cache, monkeypatch):
-    from gdchaos import plots
+    from gdchaos.figures import sweep as plots
 
     full, cfg = shrunk(experiment)
     validate(full)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov import FiniteExponents, best_window_fit, finite_exponents, summarize
-from gdchaos.lyapunov.finite import check_window_grid
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov import FiniteExponents, best_window_fit, finite_exponents, summarize
+from gdchaos.analyses.lyapunov.finite import check_window_grid
 
 STEPS = 300
 
@@ -215,7 +215,7 @@ def test_filters_that_remove_everything_say_which_and_what_they_saw():
     """Λ = 0.03 everywhere (below the Iris-tuned 0.05): a warning names the Λ filter and the largest Λ."""
     import warnings
 
-    from gdchaos.lyapunov.finite import FilterWarning, finite_exponents, summarize
+    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize
 
     t = np.arange(STEPS)
     d = 1e-8 * np.exp(np.array([0.02, 0.03])[:, None, None] * t) * np.ones((1, 3, 1))  # (ic, member, step)
@@ -229,7 +229,7 @@ def test_filters_that_remove_everything_say_which_and_what_they_saw():
 
 
 def test_no_valid_exponent_is_explained():
-    from gdchaos.lyapunov.finite import FilterWarning, finite_exponents, summarize
+    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize
 
     with pytest.warns(FilterWarning, match="no initial condition has a finite exponent"):
         summarize(finite_exponents(np.zeros((2, 3, STEPS))))

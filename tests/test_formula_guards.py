@@ -14,14 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from gdchaos import maps
-from gdchaos.curvature.tracking import run_sharpness
-from gdchaos.data.dataset import Dataset
-from gdchaos.edge_of_chaos import track_training
-from gdchaos.experiment import add_window_matched_tangent
-from gdchaos.models import Model
-from gdchaos.perturb import box
-from gdchaos.timeseries import surrogate_band
+from gdchaos.core import maps
+from gdchaos.analyses.curvature.tracking import run_sharpness
+from gdchaos.core.data.dataset import Dataset
+from gdchaos.analyses.edge_of_chaos import track_training
+from gdchaos.experiments.sweeps import add_window_matched_tangent
+from gdchaos.core.models import Model
+from gdchaos.core.perturb import box
+from gdchaos.analyses.timeseries import surrogate_band
 
 from conftest import fast_key
 
@@ -212,7 +212,7 @@ def test_enable_float64_switches_new_arrays_to_float64():
     code = textwrap.dedent(
         """
         import jax, jax.numpy as jnp
-        from gdchaos.numerics import enable_float64, float64_enabled
+        from gdchaos.core.precision import enable_float64, float64_enabled
         before = jnp.ones(3)
         assert not float64_enabled(), "x64 already on"
         assert before.dtype == jnp.float32, before.dtype

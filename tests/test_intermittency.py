@@ -14,10 +14,12 @@ from conftest import fast_key
 from hydra import compose, initialize_config_dir
 from jax.flatten_util import ravel_pytree
 
-from gdchaos import ensemble, maps
-from gdchaos.app import config_dir
-from gdchaos.errors import ConfigError
-from gdchaos.intermittency import (
+from gdchaos.engine import ensemble
+
+from gdchaos.core import maps
+from gdchaos.cli.app import config_dir
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.intermittency import (
     REGIMES,
     TrainingSeries,
     analyze,
@@ -328,7 +330,7 @@ def test_figure_draws_loss_weights_and_summaries(tmp_path):
 
 
 def test_import_loads_no_matplotlib():
-    code = "import sys, gdchaos.intermittency; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
+    code = "import sys, gdchaos.analyses.intermittency; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -338,7 +340,7 @@ QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
 
 
 def test_config_composes_with_the_sweep_config_groups_and_validates():
-    from gdchaos.intermittency import validate
+    from gdchaos.analyses.intermittency import validate
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("intermittency")
@@ -350,9 +352,9 @@ def test_config_composes_with_the_sweep_config_groups_and_validates():
 
 
 def run_app(monkeypatch, argv):
-    from gdchaos.intermittency import main
+    from gdchaos.analyses.intermittency import main
 
-    monkeypatch.setattr(sys, "argv", ["gdchaos.intermittency"])
+    monkeypatch.setattr(sys, "argv", ["gdchaos.analyses.intermittency"])
     main([*argv, *QUIET])
 
 
@@ -392,5 +394,5 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, over
         run_app(monkeypatch, [override, f"hydra.run.dir={tmp_path}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gdchaos.intermittency: error: ") and message in err and "\n" not in err
+    assert err.startswith("gdchaos.analyses.intermittency: error: ") and message in err and "\n" not in err
     assert not (tmp_path / "results.nc").exists()

@@ -29,7 +29,7 @@ import pytest
 
 from conftest import TINY_SWEEP
 
-from gdchaos import results
+from gdchaos.experiments import results
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install 'gdchaos[launchers]'")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'gdchaos[launchers]'")

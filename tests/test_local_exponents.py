@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from gdchaos import maps, models
-from gdchaos.errors import ConfigError
-from gdchaos.losses import cross_entropy
-from gdchaos.lyapunov import kaplan_yorke, local_exponents, local_exponents_along, lyapunov_spectrum, n_positive
-from gdchaos.lyapunov.local import (
+from gdchaos.core import maps
+
+from gdchaos.core import models
+from gdchaos.core.errors import ConfigError
+from gdchaos.core.losses import cross_entropy
+from gdchaos.analyses.lyapunov import kaplan_yorke, local_exponents, local_exponents_along, lyapunov_spectrum, n_positive
+from gdchaos.analyses.lyapunov.local import (
     chaotic_count,
     direction_classes,
     flat_count,

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from gdchaos import maps
-from gdchaos.errors import ConfigError
+from gdchaos.core import maps
+from gdchaos.core.errors import ConfigError
 
 RNG = np.random.default_rng(0)
 X = jnp.asarray(RNG.normal(size=(8, 3)))
@@ -175,7 +175,7 @@ def test_schedule_is_multiplied_by_eta():
 
 def test_schedule_driven_tangent_exponents_depend_on_eta():
     """run_tangent over η with a scheduled optimizer: the exponents differ between η (they used to coincide)."""
-    from gdchaos.lyapunov import run_tangent
+    from gdchaos.analyses.lyapunov import run_tangent
 
     schedule = optax.cosine_decay_schedule(1.0, decay_steps=40)
     tmap = maps.from_optax(optax.adamw, lsq, X, Y, learning_rate=schedule)

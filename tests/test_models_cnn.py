@@ -5,9 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos import data, losses, maps, models
-from gdchaos.errors import ConfigError
-from gdchaos.task import build_model, build_task
+from gdchaos.core import data
+
+from gdchaos.core import losses
+
+from gdchaos.core import maps
+
+from gdchaos.core import models
+from gdchaos.core.errors import ConfigError
+from gdchaos.experiments.task import build_model, build_task
 
 from conftest import fast_key
 

@@ -14,9 +14,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos import data, ensemble, losses, maps, models
-from gdchaos.curvature import run_sharpness
-from gdchaos.lyapunov.tangent_ensemble import run_tangent
+from gdchaos.core import data
+
+from gdchaos.engine import ensemble
+
+from gdchaos.core import losses
+
+from gdchaos.core import maps
+
+from gdchaos.core import models
+from gdchaos.analyses.curvature import run_sharpness
+from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 

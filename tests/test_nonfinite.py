@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos.curvature.along import curvature_info
-from gdchaos.lyapunov.local import chaotic_count, flat_count, local_exponents
-from gdchaos.stability import minimum_stability, sgd_stability
+from gdchaos.analyses.curvature.along import curvature_info
+from gdchaos.analyses.lyapunov.local import chaotic_count, flat_count, local_exponents
+from gdchaos.analyses.curvature.stability import minimum_stability, sgd_stability
 
 LOSS = lambda p: 0.5 * (p[1] ** 2 + 4.0 * p[2] ** 2)  # H = diag(0, 1, 4)
 

@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gdchaos import plots, results
-from gdchaos.ensemble import EnsembleResult
-from gdchaos.errors import ConfigError
-from gdchaos.experiment import finite_sweep
-from gdchaos.lyapunov.finite import FiniteExponents, FilterWarning, finite_exponents, ratio_fit, saturation_times, summarize
+from gdchaos.figures import sweep as plots
+
+from gdchaos.experiments import results
+from gdchaos.engine.ensemble import EnsembleResult
+from gdchaos.core.errors import ConfigError
+from gdchaos.experiments.sweeps import finite_sweep
+from gdchaos.analyses.lyapunov.finite import FiniteExponents, FilterWarning, finite_exponents, ratio_fit, saturation_times, summarize
 
 from conftest import SMALL_WINDOWS
 

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 from conftest import fast_key
 
-from gdchaos import edge_of_chaos as eoc
-from gdchaos.errors import ConfigError
+from gdchaos.analyses import edge_of_chaos as eoc
+from gdchaos.core.errors import ConfigError
 
 QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
 FOUND, ABOVE, BELOW, NONFINITE = (eoc.EDGE_STATUS.index(s) for s in ("found", "above", "below", "nonfinite"))

@@ -8,9 +8,17 @@ import pytest
 
 from conftest import fast_key
 
-from gdchaos import directions, ensemble, maps, perturb, weights
-from gdchaos.errors import PrecisionError
-from gdchaos.numerics import min_resolvable_eps, require_precision
+from gdchaos.analyses import directions
+
+from gdchaos.engine import ensemble
+
+from gdchaos.core import maps
+
+from gdchaos.core import perturb
+
+from gdchaos.analyses import weights
+from gdchaos.core.errors import PrecisionError
+from gdchaos.core.precision import min_resolvable_eps, require_precision
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 3)))
 Y = jnp.asarray(np.arange(12) % 2)

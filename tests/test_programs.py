@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import gdchaos
-from gdchaos import ensemble, programs
-from gdchaos.task import build_task
+from gdchaos.engine import ensemble
+from gdchaos.engine import programs
+from gdchaos.experiments.task import build_task
 
 from conftest import fast_key
 
@@ -112,6 +113,6 @@ def test_every_lru_cache_in_gdchaos_is_bounded():
         for name, obj in vars(module).items():
             if callable(getattr(obj, "cache_info", None)) and getattr(obj, "__module__", None) == info.name:
                 caches[f"{info.name}.{name}"] = obj.cache_info().maxsize
-    assert "gdchaos.programs.group_scan" in caches and "gdchaos.curvature.tracking._programs" in caches
+    assert "gdchaos.engine.programs.group_scan" in caches and "gdchaos.analyses.curvature.tracking._programs" in caches
     unbounded = {name: size for name, size in caches.items() if size is None or size > 32}
     assert not unbounded, f"unbounded or large caches: {unbounded}"

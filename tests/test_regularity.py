@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 from hydra import compose, initialize_config_dir
 
-from gdchaos.app import config_dir
-from gdchaos.errors import ConfigError
-from gdchaos.regularity import (
+from gdchaos.cli.app import config_dir
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.regularity import (
     algebra_span,
     batch_hessians,
     check_semigroup,
@@ -113,7 +113,7 @@ def test_generic_least_squares_batch_matrices_and_full_algebra(three_samples):
 def test_explicit_random_product_matches_sgd_stability(three_samples):
     # The A_Ξ checked here are the maps whose random product sgd_stability measures: multiply them explicitly
     # (uniform batches, renormalized every step) and compare the growth rate with sgd_stability at the same (θ*, η, B).
-    from gdchaos.stability import sgd_stability
+    from gdchaos.analyses.curvature.stability import sgd_stability
 
     x, y = three_samples
     eta, steps = 0.6, 20000

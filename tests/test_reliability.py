@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from gdchaos import ensemble, results
-from gdchaos.checkpoint import Checkpoint
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov.tangent_ensemble import run_tangent
+from gdchaos.engine import ensemble
+
+from gdchaos.experiments import results
+from gdchaos.engine.checkpoint import Checkpoint
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
 from gdchaos.sweep import config_dir, run_sweep
 
 SHRINK = ["n_ic=2", "n_perturb=2", "lyapunov.start_max=10", "lyapunov.length_min=20",
@@ -99,7 +101,7 @@ def test_finished_run_directory_is_reloaded_not_recomputed(tmp_path, monkeypatch
     cfg = compose_with("eta=[1.0]", "steps=60", "chunk=30", *SHRINK)
     first = run_sweep(cfg, tmp_path)
     assert not (tmp_path / "checkpoint").exists(), "checkpoints are removed once results are written"
-    monkeypatch.setattr("gdchaos.experiment.finite_sweep", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr("gdchaos.experiments.sweeps.finite_sweep", lambda *a, **k: pytest.fail("recomputed"))
     again = run_sweep(cfg, tmp_path)
     np.testing.assert_array_equal(again.distance.values, first.distance.values)
 

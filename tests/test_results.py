@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from gdchaos import plots, results
-from gdchaos.errors import ConfigError
-from gdchaos.experiment import finite_sweep
-from gdchaos.numerics import PrecisionError, require_precision
+from gdchaos.figures import sweep as plots
+
+from gdchaos.experiments import results
+from gdchaos.core.errors import ConfigError
+from gdchaos.experiments.sweeps import finite_sweep
+from gdchaos.core.precision import PrecisionError, require_precision
 
 from conftest import SMALL_WINDOWS
 

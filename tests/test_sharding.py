@@ -16,9 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from gdchaos import ensemble
-from gdchaos.lyapunov.tangent_ensemble import run_tangent
-from gdchaos.task import build_task
+from gdchaos.engine import ensemble
+from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
+from gdchaos.experiments.task import build_task
 
 NEEDS_4 = pytest.mark.skipif(
     jax.local_device_count() < 4,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from gdchaos import maps
-from gdchaos.curvature import run_sharpness, sharpness
-from gdchaos.errors import ConfigError
-from gdchaos.plots import curvature_figure, sharpness_figure
-from gdchaos.results import sharpness_dataset
+from gdchaos.core import maps
+from gdchaos.analyses.curvature import run_sharpness, sharpness
+from gdchaos.core.errors import ConfigError
+from gdchaos.figures.sweep import curvature_figure, sharpness_figure
+from gdchaos.experiments.results import sharpness_dataset
 from gdchaos.sweep import config_dir, run_sweep
 
 A = jnp.array([0.5, 1.0, 3.0, 8.0])

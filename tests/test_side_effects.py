@@ -5,7 +5,7 @@
   (xarray, pandas, scipy: they load on first use). Import time itself is measured in
   ``benchmarks/README.md``, not asserted here.
 - Drawing figures never changes the matplotlib backend the user chose; the files the
-  sweep writes (:func:`gdchaos.plots.save_all`) are drawn without pyplot at all.
+  sweep writes (:func:`gdchaos.figures.sweep.save_all`) are drawn without pyplot at all.
 - Files are written with the user's umask, like any new file (not mkstemp's 0o600).
 - The default sweep states its precision in the config and runs without a precision
   warning; ``precision=auto`` still says when it switches to float64.
@@ -25,8 +25,8 @@ import textwrap
 import pytest
 from hydra import compose, initialize_config_dir
 
-from gdchaos.app import config_dir
-from gdchaos.checkpoint import atomic_write
+from gdchaos.cli.app import config_dir
+from gdchaos.engine.checkpoint import atomic_write
 
 HEAVY = ["matplotlib", "matplotlib.pyplot", "tensorflow", "tensorflow_datasets", "xarray", "pandas", "scipy"]
 
@@ -59,11 +59,12 @@ def test_lazy_submodules_and_names_still_resolve():
     out = python("""
         import sys
         import gdchaos
-        assert "gdchaos.experiment" not in sys.modules and "gdchaos.results" not in sys.modules
-        assert not gdchaos.numerics.float64_enabled()  # no JAX flag flipped at import
+        assert "gdchaos.experiments.sweeps" not in sys.modules and "gdchaos.experiments.results" not in sys.modules
+        assert not gdchaos.core.precision.float64_enabled()  # no JAX flag flipped at import
         from gdchaos import finite_sweep, kantz, results
-        assert finite_sweep is gdchaos.experiment.finite_sweep and kantz is gdchaos.timeseries.kantz
-        assert {"results", "tangent_sweep", "plots"} <= set(dir(gdchaos))
+        assert finite_sweep is gdchaos.experiments.sweeps.finite_sweep and kantz is gdchaos.analyses.timeseries.kantz
+        assert {"results", "tangent_sweep", "figures"} <= set(dir(gdchaos))
+        from gdchaos import lyapunov, curvature, maps, ensemble  # the documented module imports
         assert all(hasattr(gdchaos, name) for name in gdchaos.__all__)
         print("ok")
     """)
@@ -97,17 +98,17 @@ def test_backend_is_untouched_by_import_and_by_drawing(how, tmp_path):
         import gdchaos
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         {textwrap.indent(textwrap.dedent(DRAW), " " * 8).strip()}
-        paths = gdchaos.plots.save_all(ds, {str(tmp_path / "files")!r})
+        paths = gdchaos.figures.sweep.save_all(ds, {str(tmp_path / "files")!r})
         assert sorted(p.name for p in paths) == ["ftle.png", "tangent.png"], paths
         assert "matplotlib.pyplot" not in sys.modules, "save_all loaded pyplot"
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 
         # a figure returned to the user is a pyplot figure under the user's backend
-        from gdchaos import diagnostic_plots
+        from gdchaos.figures import diagnostics as diagnostic_plots
         fig = diagnostic_plots.plot_acf(0.9 ** np.arange(11))
         import matplotlib.pyplot as plt
         assert plt.get_fignums() == [fig.number]
-        gdchaos.plots.write_figures({{"acf.png": fig}}, {str(tmp_path / "files")!r})
+        gdchaos.figures.sweep.write_figures({{"acf.png": fig}}, {str(tmp_path / "files")!r})
         assert plt.get_fignums() == [], "write_figures left the figure open"
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         print("ok")
@@ -123,7 +124,7 @@ def test_writing_figures_resolves_no_backend(tmp_path):
         import matplotlib
         import gdchaos
         {textwrap.indent(textwrap.dedent(DRAW), " " * 8).strip()}
-        gdchaos.plots.save_all(ds, {str(tmp_path)!r})
+        gdchaos.figures.sweep.save_all(ds, {str(tmp_path)!r})
         print(matplotlib.rcParams._get_backend_or_none())
     """)
     assert out.stdout.strip().splitlines()[-1] == "None"
@@ -177,7 +178,7 @@ def precision_warnings(output: str) -> list[str]:
 
 
 def test_default_sweep_runs_in_float64_without_a_warning(tmp_path):
-    from gdchaos import results
+    from gdchaos.experiments import results
 
     output, run = sweep(tmp_path)
     assert precision_warnings(output) == [], output[-3000:]

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdchaos.errors import ConfigError
-from gdchaos.stability import minimum_stability, sgd_stability
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.curvature.stability import minimum_stability, sgd_stability
 
 # a minimum with two flat directions (a manifold of minima): H = diag-like with λ = 0, 0, 0.5, 1, 2.5
 EIGS = np.array([0.0, 0.0, 0.5, 1.0, 2.5])

@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 
 from conftest import TINY_SWEEP
 
-from gdchaos import results
-from gdchaos.errors import ConfigError
+from gdchaos.experiments import results
+from gdchaos.core.errors import ConfigError
 from gdchaos.sweep import config_dir, expand_range, validate, vectorize_overrides
 
 CONF = pathlib.Path(config_dir())

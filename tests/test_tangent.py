@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from gdchaos import maps
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov.tangent import dimension, exponents, lyapunov_spectrum, running_exponents, tangent_map
+from gdchaos.core import maps
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov.tangent import dimension, exponents, lyapunov_spectrum, running_exponents, tangent_map
 
 from conftest import fast_key
 
@@ -232,8 +232,8 @@ def test_bad_arguments_are_config_errors():
 def test_float32_without_x64_gives_the_quadratic_answer():
     code = """
 import jax, jax.numpy as jnp, numpy as np
-from gdchaos import maps
-from gdchaos.lyapunov.tangent import lyapunov_spectrum
+from gdchaos.core import maps
+from gdchaos.analyses.lyapunov.tangent import lyapunov_spectrum
 assert not jax.config.jax_enable_x64
 A = jnp.diag(jnp.array([0.5, 1.0, 2.0, 3.5, 6.0]))
 tmap = maps.gd(lambda p, x, y: 0.5 * p @ A @ p, jnp.zeros((2, 5)), jnp.zeros(2))

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import fast_key
 
-from gdchaos import results
-from gdchaos.lyapunov.tangent import lyapunov_spectrum
-from gdchaos.lyapunov.tangent_ensemble import run_tangent
+from gdchaos.experiments import results
+from gdchaos.analyses.lyapunov.tangent import lyapunov_spectrum
+from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
 
 
 def test_vmapped_eta_equals_single_runs_and_direct_spectrum(iris_task):
@@ -28,7 +28,7 @@ def test_vmapped_eta_equals_single_runs_and_direct_spectrum(iris_task):
 
 
 def test_same_initial_conditions_as_the_finite_ensemble(iris_task):
-    from gdchaos import ensemble
+    from gdchaos.engine import ensemble
 
     key = jax.random.key(3)
     tan = run_tangent(iris_task.tmap, iris_task.model.init, eta=[1.0], n_ic=2, steps=20, key=key, progress=False)
@@ -40,7 +40,7 @@ def test_same_initial_conditions_as_the_finite_ensemble(iris_task):
 def test_quadratic_through_the_ensemble_matches_exact_exponents():
     import jax.numpy as jnp
 
-    from gdchaos import maps
+    from gdchaos.core import maps
 
     a = jnp.diag(jnp.array([1.0, 4.0]))
     tmap = maps.gd(lambda p, x, y: 0.5 * p @ a @ p, jnp.zeros((1, 2)), jnp.zeros(1))
@@ -94,7 +94,7 @@ def test_finite_eps_agrees_with_tangent_over_the_same_window(iris_task):
     """Where the linearization holds (ε = 1e-8), Λ equals the tangent growth rate over Λ's window."""
     import xarray as xr
 
-    from gdchaos.experiment import add_window_matched_tangent, finite_sweep, tangent_sweep
+    from gdchaos.experiments.sweeps import add_window_matched_tangent, finite_sweep, tangent_sweep
 
     kw = dict(eta=[8.0], n_ic=6, steps=160, seed=0, progress=False)
     finite = finite_sweep(iris_task, eps=[1e-8], n_perturb=5, starts=range(0, 31, 5), lengths=range(30, 101, 5), **kw)
@@ -116,7 +116,7 @@ def _flip_map(factor):
     """GD on ½·a·θ² with a = 1 + factor at η = 1: θ ↦ −factor·θ, exponent ln(factor) exactly."""
     import jax.numpy as jnp
 
-    from gdchaos import maps
+    from gdchaos.core import maps
 
     return maps.gd(lambda p, x, y: 0.5 * (1.0 + factor) * p ** 2, jnp.zeros((1, 1)), jnp.zeros(1))
 
@@ -143,7 +143,7 @@ def test_divergence_is_flagged_frozen_and_counted():
 
     import jax.numpy as jnp
 
-    from gdchaos.results import tangent_dataset
+    from gdchaos.experiments.results import tangent_dataset
 
     a = 1.0 + 1e10
     t_inf = next(t for t in range(100) if math.log10(0.5 * a) + 20 * t > math.log10(np.finfo(np.float64).max))
@@ -166,9 +166,9 @@ def test_divergence_is_flagged_frozen_and_counted():
 def test_exponents_sorted_descending_and_final_state_continues_the_run():
     import jax.numpy as jnp
 
-    from gdchaos import maps
-    from gdchaos.lyapunov import exponents
-    from gdchaos.lyapunov.tangent_ensemble import tangent_step
+    from gdchaos.core import maps
+    from gdchaos.analyses.lyapunov import exponents
+    from gdchaos.analyses.lyapunov.tangent_ensemble import tangent_step
 
     a = jnp.array([0.2, 3.6])  # GD at η = 1: factors 0.8 and −2.6, exponents ln 2.6 > ln 0.8
     tmap = maps.gd(lambda p, x, y: 0.5 * jnp.sum(a * p ** 2), jnp.zeros((1, 2)), jnp.zeros(1))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gdchaos import data
-from gdchaos.data import tfds as tfds_loader
-from gdchaos.errors import ConfigError, DatasetUnavailableError
+from gdchaos.core import data
+from gdchaos.core.data import tfds as tfds_loader
+from gdchaos.core.errors import ConfigError, DatasetUnavailableError
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -46,7 +46,7 @@ def test_flattening_for_mlps_and_images_for_cnns():
 
 
 def test_build_task_picks_the_layout_from_the_model_kind():
-    from gdchaos.task import build_task
+    from gdchaos.experiments.task import build_task
 
     with tfds.testing.mock_data(num_examples=16):
         mlp_task = build_task({"name": "mnist"}, {"hidden": [8], "activation": "tanh"}, {"name": "sgd"})

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gdchaos import timeseries as ts
-from gdchaos.errors import ConfigError
+from gdchaos.analyses import timeseries as ts
+from gdchaos.core.errors import ConfigError
 
 N = 1000
 KANTZ = dict(dim=2, delay=1, max_steps=8, theiler=10, fit_range=(1, 5))

@@ -11,11 +11,11 @@ import pytest
 import xarray as xr
 from hydra import compose, initialize_config_dir
 
-from gdchaos import toymaps
-from gdchaos.errors import ConfigError
-from gdchaos.lyapunov import lyapunov_spectrum
+from gdchaos.analyses import toymaps
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.lyapunov import lyapunov_spectrum
 from gdchaos.sweep import config_dir
-from gdchaos.toymaps import count_distinct, double_well, lyapunov_vs_eta, orbit_diagram, quadratic
+from gdchaos.analyses.toymaps import count_distinct, double_well, lyapunov_vs_eta, orbit_diagram, quadratic
 
 ETA2 = math.sqrt(5) - 1  # the double well's 2-cycle period-doubles here: 9 − 2(1 + η)² = −1
 KEY = jax.random.key(0)

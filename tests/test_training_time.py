@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gdchaos.errors import ConfigError
-from gdchaos.training_time import DEFAULT_TARGETS, first_passage, summarize_tau
+from gdchaos.core.errors import ConfigError
+from gdchaos.analyses.training_time import DEFAULT_TARGETS, first_passage, summarize_tau
 
 
 def test_first_passage_on_synthetic_accuracy_curves():

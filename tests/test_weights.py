@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from conftest import fast_key
 
-from gdchaos import diagnostic_plots as dplots
-from gdchaos import ensemble, perturb, weights
-from gdchaos.errors import ConfigError
-from gdchaos.task import build_task
+from gdchaos.figures import diagnostics as dplots
+from gdchaos.engine import ensemble
+from gdchaos.core import perturb
+from gdchaos.analyses import weights
+from gdchaos.core.errors import ConfigError
+from gdchaos.experiments.task import build_task
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "diagnostics_iris.py"
 

@@ -1,0 +1,144 @@
+"""Chunk checkpoints of a driven scan: a killed run resumes where it stopped, bit for bit.
+
+A checkpoint directory holds, for a scan run in chunks (see
+:func:`gdchaos.engine.ensemble.drive`):
+
+    records_00000.npz, records_00001.npz, ...   per-chunk records (time leading)
+    state.npz                                    the carry after the last finished chunk
+                                                 and ``done``, the number of finished chunks
+
+Every file is written to a temporary name, flushed to disk and renamed into place,
+so a kill at any instant leaves either the old or the new file, never a torn one.
+``state.npz`` is renamed last: it names how many chunk files are valid. Resuming
+restores the carry onto the devices and shardings of a freshly initialized carry
+(the template), so the remaining chunks run exactly the program an uninterrupted
+run would, on exactly the same inputs.
+
+Example:
+    >>> import tempfile, jax.numpy as jnp
+    >>> ckpt = Checkpoint(tempfile.mkdtemp())
+    >>> ckpt.save(0, {"w": jnp.ones(2)}, {"loss": jnp.zeros((5, 2))})
+    >>> carry, pieces = ckpt.restore({"w": jnp.zeros(2)})
+    >>> carry["w"].tolist(), len(pieces)
+    ([1.0, 1.0], 1)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from gdchaos.core.errors import ConfigError
+
+STATE_FILE = "state.npz"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc), else set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, fsync it, rename it to ``path``.
+
+    The file gets the mode any new file gets (0o666 less the umask), not the 0o600 of the temporary file.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> atomic_write(path, lambda f: f.write(b"hi"))
+        >>> open(path, "rb").read(), oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_umask())
+        (b'hi', True)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _is_key(leaf) -> bool:
+    return jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float64), jax.dtypes.prng_key)
+
+
+def _to_host(leaf) -> np.ndarray:
+    return np.asarray(jax.device_get(jax.random.key_data(leaf) if _is_key(leaf) else leaf))
+
+
+class Checkpoint:
+    """Chunk checkpoints in ``directory`` (created on the first save)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def _records_path(self, index: int) -> Path:
+        return self.directory / f"records_{index:05d}.npz"
+
+    def save(self, index: int, carry, records: dict) -> None:
+        """Record that chunk ``index`` finished with ``records`` and left ``carry``."""
+        records = {k: np.asarray(v) for k, v in records.items()}
+        atomic_write(self._records_path(index), lambda f: np.savez(f, **records))
+        leaves = {f"leaf_{i:04d}": _to_host(leaf) for i, leaf in enumerate(jax.tree.leaves(carry))}
+        atomic_write(self.directory / STATE_FILE, lambda f: np.savez(f, done=np.int64(index + 1), **leaves))
+
+    def restore(self, template):
+        """``(carry, [records of each finished chunk])``, or ``(template, [])`` if nothing was saved.
+
+        ``template`` is a freshly initialized carry: it fixes the tree structure, dtypes,
+        key implementations and device placement of the restored one. A checkpoint that
+        does not fit it raises :class:`~gdchaos.core.errors.ConfigError`.
+        """
+        state_path = self.directory / STATE_FILE
+        if not state_path.exists():
+            return template, []
+        leaves, treedef = jax.tree.flatten(template)
+        with np.load(state_path) as state:
+            done = int(state["done"])
+            saved = [state[f"leaf_{i:04d}"] for i in range(len(leaves))] if len(state.files) == len(leaves) + 1 else None
+        self.require(saved is not None and all(_to_host_shape(t) == s.shape for t, s in zip(leaves, saved)),
+                    "its arrays do not match this run's shapes")
+        restored = []
+        for t, s in zip(leaves, saved):
+            value = jax.random.wrap_key_data(s, impl=jax.random.key_impl(t)) if _is_key(t) else s.astype(t.dtype)
+            sharding = getattr(t, "sharding", None)
+            restored.append(jax.device_put(value, sharding) if sharding is not None else value)
+        pieces = []
+        for i in range(done):
+            path = self._records_path(i)
+            self.require(path.exists(), f"{path.name} is missing")
+            with np.load(path) as rec:
+                pieces.append({k: rec[k] for k in rec.files})
+        return jax.tree.unflatten(treedef, restored), pieces
+
+    def require(self, ok: bool, why: str) -> None:
+        """Raise :class:`~gdchaos.core.errors.ConfigError` (this checkpoint cannot be resumed: ``why``) unless ``ok``."""
+        if not ok:
+            raise ConfigError(
+                f"cannot resume from {self.directory}: {why}; delete that directory to start over"
+            )
+
+
+def _to_host_shape(leaf) -> tuple:
+    return tuple(np.shape(jax.random.key_data(leaf) if _is_key(leaf) else leaf))
