@@ -32,7 +32,9 @@ resolved configuration (YAML).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -257,17 +259,50 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     return ds
 
 
-def save(ds: xr.Dataset, directory: str | Path) -> Path:
-    """Write ``results.nc`` (compressed netCDF-4) and ``summary.csv`` into ``directory``.
+def dataset(
+    data_vars: Mapping[str, Any],
+    coords: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """The one way gdchaos builds a results Dataset: variables, coordinates, provenance and descriptions.
 
-    Both are written to temporary files and renamed into place: an interrupted save
-    leaves the previous files or none, never a truncated one.
+    ``attrs`` are added to :func:`gdchaos.core.precision.provenance` (dtype, backend, devices,
+    library versions); ``descriptions`` become each variable's ``description`` attribute.
+
+    Example:
+        >>> ds = dataset({"rho": (("eta",), [0.0, 1.0])}, {"eta": [0.1, 5.0]}, {"task": "iris"}, {"rho": "fraction"})
+        >>> ds.rho.attrs["description"], ds.attrs["task"], "backend" in ds.attrs
+        ('fraction', 'iris', True)
+    """
+    from gdchaos.core.precision import provenance
+
+    ds = xr.Dataset(dict(data_vars), coords=dict(coords or {}), attrs={**provenance(), **(attrs or {})})
+    for name, text in (descriptions or {}).items():
+        if name in ds.variables:
+            ds[name].attrs["description"] = text
+    return ds
+
+
+def write(
+    ds: xr.Dataset,
+    directory: str | Path,
+    *,
+    file: str = RESULTS_FILE,
+    summary: pd.DataFrame | None = None,
+    summary_file: str = SUMMARY_FILE,
+) -> Path:
+    """Write ``ds`` as ``directory/file`` (netCDF-4, arrays of 3+ dimensions compressed) and ``summary`` as CSV.
+
+    Every gdchaos results file goes through here: it carries ``format``/``format_version``,
+    and both files are written to temporary files and renamed into place, so an interrupted
+    write leaves the previous files or none, never a truncated one. Returns the netCDF path.
     """
     from gdchaos.engine.checkpoint import atomic_write
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RESULTS_FILE
+    path = directory / file
     encoding = {
         name: {"zlib": True, "complevel": 4}
         for name, var in ds.data_vars.items()
@@ -275,9 +310,15 @@ def save(ds: xr.Dataset, directory: str | Path) -> Path:
     }
     ds = ds.assign_attrs(format=FORMAT, format_version=FORMAT_VERSION)
     atomic_write(path, lambda f: f.write(ds.to_netcdf(None, engine="h5netcdf", encoding=encoding)))
-    csv = summary_table(ds).to_csv(index=False, float_format="%.6g")
-    atomic_write(directory / SUMMARY_FILE, lambda f: f.write(csv.encode()))
+    if summary is not None:
+        csv = summary.to_csv(index=False, float_format="%.6g")
+        atomic_write(directory / summary_file, lambda f: f.write(csv.encode()))
     return path
+
+
+def save(ds: xr.Dataset, directory: str | Path) -> Path:
+    """Write a sweep's ``results.nc`` and ``summary.csv`` (:func:`summary_table`) into ``directory`` (:func:`write`)."""
+    return write(ds, directory, summary=summary_table(ds))
 
 
 def load(path: str | Path) -> xr.Dataset:
