@@ -15,7 +15,7 @@ is within 1e-3 (and 1e-6) relative error of λ_max from ``eigh`` of the explicit
 (built column by column from N HVPs), at the initialization and after some full-batch
 GD steps, over 3 random start vectors (median and max). One Lanczos run of m steps
 gives all shorter runs for free: the leading j×j block of T_m is T_j. Also the wall
-time of the default top-1 Lanczos call (``hessian_eigs``, k = 1: 42 HVPs) vs the
+time of the default top-1 Lanczos call (``top_hessian_eigenpairs``, k = 1: 42 HVPs) vs the
 explicit Hessian + ``eigh``.
 """
 
@@ -33,7 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from gdchaos.analyses.curvature import hessian_eigs, hvp_fn, lanczos, tridiagonal  # noqa: E402
+from gdchaos.analyses.curvature import hvp_fn, lanczos, top_hessian_eigenpairs, tridiagonal  # noqa: E402
 from gdchaos.analyses.curvature.hvp import flat_hvp_fn  # noqa: E402
 from gdchaos.core.models import count_params  # noqa: E402
 from gdchaos.experiments.task import build_task  # noqa: E402
@@ -145,7 +145,7 @@ def lanczos_rows():
             t = tridiagonal(lanczos(matvec, jax.random.normal(k1, flat.shape, flat.dtype), m, k2))
             return jnp.stack([jnp.linalg.eigvalsh(t[:j, :j])[-1] for j in range(1, m + 1)])
 
-        top1 = jax.jit(lambda p: hessian_eigs(loss, p, 1).values)
+        top1 = jax.jit(lambda p: top_hessian_eigenpairs(loss, p, 1).values)
         hess = jax.jit(lambda p: jnp.linalg.eigvalsh(explicit_hessian(loss, p)))
         for label, p in (("init", params0), (f"after {gd_steps} GD steps (η = {eta})", trained)):
             t0 = time.perf_counter()
@@ -169,9 +169,9 @@ def lanczos_rows():
                          t_top1 * 1e3, err, t_explicit])
             print(rows[-1], flush=True)
     header = ["model", "params N", "point", "λ_max", "λ_min", "HVPs to 1e-3 (median, max)", "HVPs to 1e-6",
-              "hessian_eigs k=1 ms", "its rel. error", "explicit H + eigvalsh s"]
+              "top_hessian_eigenpairs k=1 ms", "its rel. error", "explicit H + eigvalsh s"]
     note = ("\n\nfloat64; λ from eigvalsh of the explicit Hessian (built from N HVPs; one call, the init row "
-            "includes its compilation); 3 random Lanczos starts, up to 120 steps; hessian_eigs k = 1 uses the "
+            "includes its compilation); 3 random Lanczos starts, up to 120 steps; top_hessian_eigenpairs k = 1 uses the "
             "default min(N, 42) Lanczos steps (best of 3 after compilation).")
     return table(header, rows) + note
 

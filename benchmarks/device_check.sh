@@ -390,7 +390,7 @@ measure() {  # name kind target args...: run under RUNNER_PY, log to $OUT/name.l
 }
 measure flagship_f64 module gdchaos.sweep 'eta=range(0.01,20)' precision=float64 progress=false \
   "hydra.run.dir=$OUT/flagship_f64" "${TINY[@]}"
-measure tangent_f32 module gdchaos.sweep 'eta=range(0.01,20)' method=tangent precision=float32 \
+measure tangent_f32 module gdchaos.sweep 'eta=range(0.01,20)' analysis=tangent precision=float32 \
   "lyapunov.k=$TANGENT_K" progress=false "hydra.run.dir=$OUT/tangent_f32" "${TINY[@]}"
 rm -f "$OUT/throughput.md"
 measure throughput script benchmarks/throughput.py --quick --no-torch ${PEAK32:+--peak-gflops "$PEAK32"} \

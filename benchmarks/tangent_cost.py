@@ -88,7 +88,9 @@ def cost_rows():
 def compare_rows():
     import xarray as xr
 
-    from gdchaos.experiments.sweeps import add_window_matched_tangent, finite_sweep, tangent_sweep
+    from gdchaos.experiments.both import add_window_matched_tangent
+    from gdchaos.experiments.finite import finite_sweep
+    from gdchaos.experiments.tangent import tangent_sweep
 
     jax.config.update("jax_enable_x64", True)
     task = build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})

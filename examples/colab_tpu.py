@@ -87,7 +87,7 @@ task = build_task(data_cfg, {"hidden": [64], "activation": "tanh"}, {"name": "sg
 print(task.name, "| training set:", task.dataset.x_train.shape)
 
 # %% The η sweep: top-K tangent Lyapunov exponents, float32, one compiled program
-from gdchaos.experiments.sweeps import tangent_sweep
+from gdchaos.experiments.tangent import tangent_sweep
 
 ds = tangent_sweep(task, eta=ETA, n_ic=N_IC, steps=STEPS, k=K, progress=not QUICK)
 print(f"compile {ds.attrs['tangent_compile_seconds']:.1f} s, run {ds.attrs['tangent_run_seconds']:.1f} s "
@@ -137,7 +137,7 @@ print(f"float32: {np.mean(w_perturbed == w):.0%} of N(0, 1) weights are unchange
 # %% The float64 guard refuses the finite-ε method at an ε of 1e-8
 import gdchaos
 from gdchaos.core.errors import PrecisionError
-from gdchaos.experiments.sweeps import finite_sweep
+from gdchaos.experiments.finite import finite_sweep
 
 if ON_TPU:
     try:

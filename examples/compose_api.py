@@ -37,7 +37,7 @@ res = ensemble.run(
     progress=False,
 )
 fe = lyapunov.finite_exponents(res.records["distance"][:, :, :, 1:])  # drop the reference member
-summary = lyapunov.summarize(fe)
+summary = lyapunov.summarize_exponents(fe)
 for i, eta in enumerate(res.eta):
     print(
         f"eta={eta:5.2f}  lambda_nMLE={summary['lambda_nmle'][i, 0]:.3f} "

@@ -181,7 +181,8 @@ class Context:
 
 def compose(args) -> "object":
     """The config ``python -m gdchaos.sweep <args>`` runs (checked as the command checks it)."""
-    from gdchaos.sweep import precheck, vectorize_overrides
+    from gdchaos.cli.overrides import vectorize_overrides
+    from gdchaos.sweep import precheck
 
     return precheck(vectorize_overrides(list(args)))
 
@@ -198,11 +199,11 @@ def run_finite(cfg, eta: list[float]):
 
     from omegaconf import OmegaConf
 
-    from gdchaos.experiments.sweeps import finite_sweep
+    from gdchaos.experiments.finite import finite_sweep
     from gdchaos.analyses.lyapunov.finite import FilterWarning
 
-    if cfg.method != "finite":
-        raise ValueError(f"only method=finite sweeps run here; got method={cfg.method}")
+    if cfg.analysis != "finite":
+        raise ValueError(f"only analysis=finite sweeps run here; got method={cfg.analysis}")
     if cfg.precision == "float32":
         raise ValueError("this script runs in float64; a sweep with precision=float32 would differ")
     task = gdchaos.build_task(*(OmegaConf.to_container(cfg[g], resolve=True) for g in ("data", "model", "optimizer")),
@@ -253,7 +254,7 @@ def run_sweeps(sweeps, quick: bool, log=print) -> tuple[dict, list[dict]]:
     return out, timings
 
 
-APPS = ("gdchaos.sweep", "gdchaos.toymap", "gdchaos.phase", "gdchaos.analyses.intermittency", "gdchaos.minima")
+APPS = ("gdchaos.sweep", "gdchaos.toymap", "gdchaos.phase", "gdchaos.intermittency", "gdchaos.minima")
 
 
 def compose_app(name: str, overrides: list[str]):
@@ -269,7 +270,7 @@ def compose_app(name: str, overrides: list[str]):
 
 def _jobs(args: list[str]) -> list[list[str]]:
     """The jobs of a Hydra multirun: each comma list of a shape-changing key expanded (η and ε stay vectorized)."""
-    from gdchaos.sweep import VECTORIZED_KEYS
+    from gdchaos.cli.overrides import VECTORIZED_KEYS
 
     jobs = [[]]
     for arg in args:
@@ -291,7 +292,7 @@ def command_error(command: str) -> str | None:
 
     from gdchaos.cli.app import config_dir
     from gdchaos.core.errors import ConfigError
-    from gdchaos.sweep import vectorize_overrides
+    from gdchaos.cli.overrides import vectorize_overrides
 
     try:
         parts = shlex.split(command)
@@ -685,7 +686,7 @@ for _id, _where, _text, _cmd in (
        "python -m gdchaos.toymap 'eta=range(0.5,2.0,0.002)'",
        "first doublings at η = 1 and √5 − 1 (± 0.01)")
 def _j_cascade(ctx):
-    from gdchaos.analyses.toymaps import count_distinct, double_well, gd_map, orbit_diagram, summarize
+    from gdchaos.analyses.toymaps import count_distinct, double_well, gd_map, lyapunov_curve, orbit_diagram
 
     w = jnp.linspace(-1.5, 1.5, 7)
     step = gd_map(double_well)
@@ -693,7 +694,7 @@ def _j_cascade(ctx):
     etas = np.round(np.arange(0.5, 2.0, 0.002), 6)
     orbits = orbit_diagram(double_well, etas, n_init=8, transient=3000, keep=256)
     period = np.median(np.asarray(count_distinct(orbits.points)), axis=1)
-    lam = np.asarray(summarize(orbits).exponent)
+    lam = np.asarray(lyapunov_curve(orbits).exponent)
     first = lambda mask: float(etas[np.argmax(mask)]) if mask.any() else math.nan
     eta2, eta4 = first(period == 2), first(period == 4)
     chaos = lam > 1e-3
@@ -967,10 +968,10 @@ def _h_overlap(ctx):
 for _id, _where, _text, _cmd in (
     ("H10", "App. B.2, Fig. B.2.1", "USPS: the count of Hessian eigenvalues λ_i > 2/γ is effectively zero "
      "throughout training (USPS is not in tensorflow-datasets; the command runs FashionMNIST at USPS's 16×16)",
-     H_FASHION + " analysis=sharpness method=sharpness sharpness.method=full"),
+     H_FASHION + " analysis=sharpness sharpness.method=full"),
     ("H11", "App. B.2, Figs. B.2.2 and B.2.5", "sigmoid MLPs: the number of positive Hessian eigenvalues "
      "grows during training while the negative count falls", H_FASHION + " model.activation=sigmoid "
-     "analysis=sharpness method=sharpness sharpness.method=full"),
+     "analysis=sharpness sharpness.method=full"),
     ("H12", "App. C.1, Fig. C.1.1", "the maximal finite-time Lyapunov exponent drops quickly to ≈ 0 during "
      "SGD training (edge-chaotic)", H_FASHION + "  (tangent_ftle)"),
 ):
@@ -1210,10 +1211,12 @@ def _c_sgd(ctx):
 def _c_regular(ctx):
     import itertools
 
-    from gdchaos import minima, regularity
+    from gdchaos import minima as minima_app
+    from gdchaos import regularity
+    from gdchaos.experiments import minima
 
     cfg = compose_app("minima", ["regularity.check_id_minus_a=true"])
-    problem = minima.build_problem(cfg)
+    problem = minima_app.build_problem(cfg)
     theta, res, _ = minima.fit_minimum(problem, cfg.fit.eta, cfg.fit.steps, cfg.fit.tol)
     flat, unravel = jax.flatten_util.ravel_pytree(theta)
     x, y = problem.x, problem.y

@@ -35,12 +35,12 @@ from gdchaos.analyses.curvature.cgd import cgd_map, cgd_optimizer
 from gdchaos.analyses.curvature import (
     curvature_info,
     hessian_density,
-    hessian_eigs,
     hutchinson_trace,
     hvp,
     run_sharpness,
     sharpness,
     subspace_overlap,
+    top_hessian_eigenpairs,
 )
 from gdchaos.analyses.directions import perturb_along, strategy_distances
 from gdchaos.analyses.edge_of_chaos import chaos_boundary, compare_edges, locate_edge, mean_field, separation_heatmap, track_training
@@ -61,7 +61,8 @@ from gdchaos.analyses.lyapunov import (
     tangent_map,
 )
 from gdchaos.core.maps import StepInfo, TrainingMap, TrainState, from_optax, gd, momentum, sgd
-from gdchaos.core.models import Model, cnn, count_params, mlp
+from gdchaos.core.models import Model, cnn, mlp
+from gdchaos.core.tree import count_params
 from gdchaos.core.precision import enable_float64, provenance, require_precision
 from gdchaos.experiments.task import Task, build_task
 from gdchaos.analyses.training_time import first_passage
@@ -70,10 +71,13 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {"results": "gdchaos.experiments.results", "timeseries": "gdchaos.analyses.timeseries"}
 _LAZY_NAMES = {
-    "add_window_matched_tangent": "experiments.sweeps",
-    "finite_sweep": "experiments.sweeps",
-    "sharpness_sweep": "experiments.sweeps",
-    "tangent_sweep": "experiments.sweeps",
+    "Analysis": "experiments.registry",
+    "register_analysis": "experiments.registry",
+    "register_optimizer": "experiments.optimizers",
+    "add_window_matched_tangent": "experiments.both",
+    "finite_sweep": "experiments.finite",
+    "sharpness_sweep": "experiments.sharpness",
+    "tangent_sweep": "experiments.tangent",
     "detect_laminar": "analyses.intermittency",
     "autocorrelation": "analyses.timeseries",
     "kantz": "analyses.timeseries",
@@ -97,6 +101,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "register_optimizer",
+    "register_analysis",
+    "Analysis",
     "ConfigError",
     "DatasetUnavailableError",
     "EnsembleResult",
@@ -139,7 +146,6 @@ __all__ = [
     "from_optax",
     "gd",
     "hessian_density",
-    "hessian_eigs",
     "hutchinson_trace",
     "hvp",
     "kantz",
@@ -174,6 +180,7 @@ __all__ = [
     "stability",
     "strategy_distances",
     "subspace_overlap",
+    "top_hessian_eigenpairs",
     "surrogate_band",
     "tangent_map",
     "tangent_sweep",

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdchaos.core.errors import ConfigError
-from gdchaos.sweep import precheck, vectorize_overrides
+from gdchaos.cli.overrides import vectorize_overrides
+from gdchaos.sweep import precheck
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

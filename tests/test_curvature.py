@@ -20,8 +20,9 @@ from gdchaos.analyses.curvature import (
     flat_hvp_fn,
     gaussian_density,
     hessian_density,
-    hessian_eigenpairs,
-    hessian_eigs,
+    ascending_hessian_eigenpairs,
+    bottom_hessian_eigenpairs,
+    top_hessian_eigenpairs,
     hutchinson,
     hutchinson_trace,
     hvp,
@@ -87,8 +88,8 @@ def test_hvp_is_a_times_v_for_pytree_params():
 
 def test_lanczos_top_and_bottom_k_match_eigh():
     w, u = np.linalg.eigh(A_NP)
-    top = hessian_eigs(quad, PARAMS, 3, which="top", num_iters=N, key=jax.random.key(3))
-    bottom = hessian_eigs(quad, PARAMS, 3, which="bottom", num_iters=N, key=jax.random.key(3))
+    top = top_hessian_eigenpairs(quad, PARAMS, 3, num_iters=N, key=jax.random.key(3))
+    bottom = bottom_hessian_eigenpairs(quad, PARAMS, 3, num_iters=N, key=jax.random.key(3))
     np.testing.assert_allclose(top.values, w[::-1][:3], atol=1e-10)
     np.testing.assert_allclose(bottom.values, w[:3], atol=1e-10)
     assert top.vectors["a"].shape == (3, 2, 3) and top.vectors["b"].shape == (3, 4)
@@ -121,13 +122,13 @@ def test_power_iteration_top_eigenvalue():
     assert_same_directions(rows(pair.vectors), np.linalg.eigh(A_NP)[1][:, -1:], atol=1e-10)
 
 
-def test_hessian_eigenpairs_full_and_lanczos_agree():
-    full = hessian_eigenpairs(quad, PARAMS, method="full")
+def test_ascending_hessian_eigenpairs_full_and_lanczos_agree():
+    full = ascending_hessian_eigenpairs(quad, PARAMS, method="full")
     np.testing.assert_allclose(full.values, EIGS, atol=1e-12)
-    ends = hessian_eigenpairs(quad, PARAMS, 2, method="lanczos", num_iters=N)
+    ends = ascending_hessian_eigenpairs(quad, PARAMS, 2, method="lanczos", num_iters=N)
     np.testing.assert_allclose(ends.values, EIGS[[0, 1, -2, -1]], atol=1e-10)
     # 2k > num_iters: the two ends overlap and are counted once
-    both_ends = hessian_eigenpairs(quad, PARAMS, 6, method="lanczos", num_iters=N)
+    both_ends = ascending_hessian_eigenpairs(quad, PARAMS, 6, method="lanczos", num_iters=N)
     np.testing.assert_allclose(both_ends.values, EIGS, atol=1e-10)
 
 
@@ -140,7 +141,7 @@ def test_lanczos_top_k_matches_explicit_hessian_of_an_mlp():
     params = net.init(jax.random.key(0))
     assert models.count_params(params) == 43
     w, u = np.linalg.eigh(np.asarray(hessian_matrix(loss, params)))
-    top = hessian_eigs(loss, params, 3, num_iters=30)  # 30 < N = 43 HVPs
+    top = top_hessian_eigenpairs(loss, params, 3, num_iters=30)  # 30 < N = 43 HVPs
     np.testing.assert_allclose(top.values, w[::-1][:3], rtol=1e-8)
     assert_same_directions(rows(top.vectors), u[:, ::-1][:, :3], atol=1e-6)
     # the Ritz residual estimate bounds the true residual ‖Hv − λv‖ (up to roundoff)
@@ -148,7 +149,7 @@ def test_lanczos_top_k_matches_explicit_hessian_of_an_mlp():
     true_res = np.linalg.norm(rows(top.vectors) @ h - np.asarray(top.values)[:, None] * rows(top.vectors), axis=1)
     assert np.all(true_res <= np.asarray(top.residuals) + 1e-12) and np.all(true_res < 1e-6)
     # the same Lanczos run gives the bottom of the spectrum (negative curvature at this point)
-    bottom = hessian_eigs(loss, params, 2, which="bottom", num_iters=30)
+    bottom = bottom_hessian_eigenpairs(loss, params, 2, num_iters=30)
     np.testing.assert_allclose(bottom.values, w[:2], rtol=1e-8)
     assert float(bottom.values[0]) < 0
     np.testing.assert_allclose(sharpness(loss, params, k=2, method="lanczos", num_iters=30), w[::-1][:2], rtol=1e-8)
@@ -159,7 +160,7 @@ def test_hvp_and_lanczos_on_a_nonquadratic_loss_vmapped_over_an_ensemble():
     loss = lambda p: jnp.sum(jnp.sin(p["a"]) ** 2) + jnp.sum(p["b"] ** 3) * jnp.sum(p["a"] ** 2)
     ens = jax.tree.map(lambda x: x[None] * jnp.array([1.0, 0.5, -2.0]).reshape((3,) + (1,) * x.ndim), PARAMS)
     u = jnp.linspace(-1.0, 2.0, N)
-    member = lambda p: (hessian_eigs(loss, p, 2, num_iters=N).values, flat(hvp(loss, p, UNRAVEL(u))))
+    member = lambda p: (top_hessian_eigenpairs(loss, p, 2, num_iters=N).values, flat(hvp(loss, p, UNRAVEL(u))))
     top, hu = jax.jit(jax.vmap(member))(ens)
     for i in range(3):
         h = np.asarray(hessian_matrix(loss, jax.tree.map(lambda x: x[i], ens)))
@@ -330,13 +331,12 @@ def test_chaotic_subspaces_at_two_times():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: hessian_eigs(quad, PARAMS, 0), "k must be >= 1; got 0"),
-        (lambda: hessian_eigs(quad, PARAMS, N + 1), "k must be <= 10"),
-        (lambda: hessian_eigs(quad, PARAMS, 2, which="middle"), "which must be 'top' or 'bottom'"),
-        (lambda: hessian_eigs(quad, PARAMS, 2, num_iters=N + 1), "num_iters must be <= 10"),
-        (lambda: hessian_eigs(quad, PARAMS, 3, num_iters=2), "num_iters must be >= 3"),
-        (lambda: hessian_eigenpairs(quad, PARAMS, method="dense"), "method must be 'auto', 'full' or 'lanczos'"),
-        (lambda: hessian_eigenpairs(quad, PARAMS, method="lanczos"), "needs k"),
+        (lambda: top_hessian_eigenpairs(quad, PARAMS, 0), "k must be >= 1; got 0"),
+        (lambda: top_hessian_eigenpairs(quad, PARAMS, N + 1), "k must be <= 10"),
+        (lambda: top_hessian_eigenpairs(quad, PARAMS, 2, num_iters=N + 1), "num_iters must be <= 10"),
+        (lambda: top_hessian_eigenpairs(quad, PARAMS, 3, num_iters=2), "num_iters must be >= 3"),
+        (lambda: ascending_hessian_eigenpairs(quad, PARAMS, method="dense"), "method must be 'auto', 'full' or 'lanczos'"),
+        (lambda: ascending_hessian_eigenpairs(quad, PARAMS, method="lanczos"), "needs k"),
         (lambda: power_iteration(quad, PARAMS, num_iters=0), "num_iters must be >= 1"),
         (lambda: hutchinson_trace(quad, PARAMS, jax.random.key(0), 0), "num_probes must be >= 1"),
         (lambda: hutchinson(lambda v: v, 3, jax.random.key(0), 2, batch_size=0), "batch_size must be >= 1"),

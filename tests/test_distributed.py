@@ -19,7 +19,8 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 
 from gdchaos.experiments import results
-from gdchaos.sweep import config_dir, run_sweep
+from gdchaos.cli.app import config_dir
+from gdchaos.sweep import run_sweep
 
 from test_sharding import LAYOUT_RTOL, RESULTS_ATOL, RESULTS_RTOL
 

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from gdchaos.analyses import edge_of_chaos as eoc
 from gdchaos.core.data import synthetic
 from gdchaos.core.errors import ConfigError
-from gdchaos.sweep import config_dir
+from gdchaos.cli.app import config_dir
 
 QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
 

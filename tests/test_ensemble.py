@@ -18,7 +18,7 @@ from gdchaos.core import perturb
 
 from gdchaos.experiments import results
 from gdchaos.core.errors import ConfigError
-from gdchaos.analyses.lyapunov import finite_exponents, summarize
+from gdchaos.analyses.lyapunov import finite_exponents, summarize_exponents
 
 from conftest import fast_key
 
@@ -219,7 +219,7 @@ def test_divergence_is_flagged_frozen_and_never_poisons_summaries():
     np.testing.assert_allclose(fe.exponent[0, 0][~whole], np.log(1 + eta), rtol=1e-9)
     assert np.all(fe.kept[0, 0][~whole])
     assert np.all(np.isnan(fe.exponent[0, 0][whole])) and not fe.kept[0, 0][whole].any()
-    s = summarize(fe)
+    s = summarize_exponents(fe)
     assert s["lambda_nmle"][0, 0] == pytest.approx(np.log(1 + eta), rel=1e-9)
     assert s["lambda_std"][0, 0] == pytest.approx(0.0, abs=1e-9)
     assert s["rho"][0, 0] == pytest.approx((~whole).mean())
@@ -268,7 +268,7 @@ def test_linear_regression_blows_up_above_two_over_lambda_max():
     fe = finite_exponents(res.records["distance"][:, :, :, 1:], starts=[0, 5], lengths=[20, 30])
     assert fe.kept[1].all()
     np.testing.assert_allclose(fe.exponent[1], np.log(abs(1 - 50.0 * lam_max)), rtol=0.03)
-    s = summarize(fe)
+    s = summarize_exponents(fe)
     assert not fe.kept[0].any() and s["rho"][0, 0] == 0 and s["rho"][1, 0] == 1
     assert s["lambda_all"][0, 0] < 0  # converging: distances shrink
 

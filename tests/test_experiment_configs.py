@@ -15,7 +15,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from gdchaos.sweep import config_dir, run_sweep, validate
+from gdchaos.cli.app import config_dir
+from gdchaos.sweep import run_sweep, validate
 
 CONF = pathlib.Path(config_dir())
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -79,7 +80,7 @@ def test_mnist_experiments_use_the_reference_eta_grid():
     for name in [e for e in EXPERIMENTS if e.startswith("jimenez2026_mnist") or e == "jimenez2026_cifar10"]:
         cfg = compose_with(f"experiment={name}")
         assert list(cfg.eta) == grid, name
-        assert cfg.optimizer.batch_size is None and cfg.method == "finite", name  # full-batch GD
+        assert cfg.optimizer.batch_size is None and cfg.analysis == "finite", name  # full-batch GD
 
 
 def test_paper_specific_settings():
@@ -114,7 +115,7 @@ def test_launcher_configs_compose(launcher, target):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_shrunk(experiment, tmp_path, mock_cache, monkeypatch):
-    from gdchaos.figures import sweep as plots
+    from gdchaos.experiments import registry
 
     full, cfg = shrunk(experiment)
     validate(full)
@@ -122,7 +123,7 @@ def test_experiment_runs_shrunk(experiment, tmp_path, mock_cache, monkeypatch):
     monkeypatch.setenv("GDCHAOS_CACHE_DIR", str(mock_cache))
     drawn = []
     if experiment != DRAW_FIGURES:
-        monkeypatch.setattr(plots, "save_all", lambda ds, out, **kw: drawn.append((ds, out)))
+        monkeypatch.setattr(registry, "save_figures", lambda ds, out, **kw: drawn.append((ds, out)))
     if cfg.data.name in BUILTIN_DATA:
         ds = run_sweep(cfg, tmp_path)
     else:
@@ -133,13 +134,13 @@ def test_experiment_runs_shrunk(experiment, tmp_path, mock_cache, monkeypatch):
     assert (tmp_path / "summary.csv").stat().st_size > 0
     assert ds.sizes["eta"] == 2 and ds.sizes["ic"] == 2
     assert ds.attrs["task"].startswith(f"{cfg.data.name}/")
-    if cfg.method in ("finite", "both"):  # the configured estimator and perturbation reach the run
+    if cfg.analysis in ("finite", "both"):  # the configured estimator and perturbation reach the run
         assert ds.attrs["lyapunov_estimator"] == cfg.lyapunov.estimator
         assert ds.attrs["include_bias"] == int(cfg.perturbation.include_bias)
     if cfg.model.kind == "cnn":
         assert "/cnn-8-16-relu/" in ds.attrs["task"]
     if experiment == DRAW_FIGURES:
-        assert (tmp_path / "figures" / "tangent.png").stat().st_size > 0  # method=tangent figures
+        assert (tmp_path / "figures" / "tangent.png").stat().st_size > 0  # analysis=tangent figures
     else:
         assert len(drawn) == 1 and drawn[0][0] is ds and str(drawn[0][1]).startswith(str(tmp_path))
 

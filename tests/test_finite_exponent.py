@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gdchaos.core.errors import ConfigError
-from gdchaos.analyses.lyapunov import FiniteExponents, best_window_fit, finite_exponents, summarize
+from gdchaos.analyses.lyapunov import FiniteExponents, best_window_fit, finite_exponents, summarize_exponents
 from gdchaos.analyses.lyapunov.finite import check_window_grid
 
 STEPS = 300
@@ -162,14 +162,14 @@ def test_summarize_means_kept_exponents_only_and_rho_is_the_kept_fraction():
     kept = np.array([[True, True, False, False], [False] * 4, [True, False, True, True]])
     fe = FiniteExponents(exponent, np.ones_like(exponent), np.zeros(exponent.shape, int),
                          np.full(exponent.shape, 30), kept)
-    s = summarize(fe)
+    s = summarize_exponents(fe)
     np.testing.assert_allclose(s["lambda_nmle"], [0.3, np.nan, 0.6], equal_nan=True)
     np.testing.assert_allclose(s["lambda_std"], [0.1, np.nan, np.std([0.5, 0.7, 0.6])], equal_nan=True)
     np.testing.assert_allclose(s["rho"], [0.5, 0.0, 0.75])
     assert s["n_kept"].tolist() == [2, 0, 3]
     # lambda_all: mean of every finite Λ, filters ignored
     np.testing.assert_allclose(s["lambda_all"], [np.mean([0.2, 0.4, 0.01]), 0.1, 0.375])
-    by_ic = summarize(fe, axis=0)  # any axis
+    by_ic = summarize_exponents(fe, axis=0)  # any axis
     np.testing.assert_allclose(by_ic["rho"], [2 / 3, 1 / 3, 1 / 3, 1 / 3])
 
 
@@ -177,12 +177,12 @@ def test_summarize_end_to_end_from_distances():
     fast = [members(r, 60, n=3) for r in (0.2, 0.4)]
     flat = np.full((3, STEPS), 1e-8)
     fe = finite_exponents(np.stack([fast[0], fast[1], flat, np.full((3, STEPS), np.nan)]))
-    s = summarize(fe)
+    s = summarize_exponents(fe)
     assert s["lambda_nmle"] == pytest.approx(0.3, rel=1e-9)
     assert s["lambda_std"] == pytest.approx(0.1, rel=1e-9)
     assert s["rho"] == pytest.approx(0.5) and s["n_kept"] == 2
     assert np.isfinite(s["lambda_all"])  # the all-NaN IC does not poison the mean
-    none = summarize(finite_exponents(np.stack([flat, flat])))
+    none = summarize_exponents(finite_exponents(np.stack([flat, flat])))
     assert np.isnan(none["lambda_nmle"]) and np.isnan(none["lambda_std"]) and none["rho"] == 0
     assert abs(none["lambda_all"]) < 1e-12  # flat distances: Λ = 0
 
@@ -215,21 +215,21 @@ def test_filters_that_remove_everything_say_which_and_what_they_saw():
     """Λ = 0.03 everywhere (below the Iris-tuned 0.05): a warning names the Λ filter and the largest Λ."""
     import warnings
 
-    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize
+    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize_exponents
 
     t = np.arange(STEPS)
     d = 1e-8 * np.exp(np.array([0.02, 0.03])[:, None, None] * t) * np.ones((1, 3, 1))  # (ic, member, step)
     fe = finite_exponents(d)
     with pytest.warns(FilterWarning, match=r"R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 \(largest Λ seen 0.03,"):
-        s = summarize(fe)
+        s = summarize_exponents(fe)
     assert s["rho"] == 0 and np.isnan(s["lambda_nmle"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        summarize(finite_exponents(d, min_exponent=0.01))  # something kept: silent
+        summarize_exponents(finite_exponents(d, min_exponent=0.01))  # something kept: silent
 
 
 def test_no_valid_exponent_is_explained():
-    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize
+    from gdchaos.analyses.lyapunov.finite import FilterWarning, finite_exponents, summarize_exponents
 
     with pytest.warns(FilterWarning, match="no initial condition has a finite exponent"):
-        summarize(finite_exponents(np.zeros((2, 3, STEPS))))
+        summarize_exponents(finite_exponents(np.zeros((2, 3, STEPS))))

@@ -18,7 +18,7 @@ from gdchaos.core import maps
 from gdchaos.analyses.curvature.tracking import run_sharpness
 from gdchaos.core.data.dataset import Dataset
 from gdchaos.analyses.edge_of_chaos import track_training
-from gdchaos.experiments.sweeps import add_window_matched_tangent
+from gdchaos.experiments.both import add_window_matched_tangent
 from gdchaos.core.models import Model
 from gdchaos.core.perturb import box
 from gdchaos.analyses.timeseries import surrogate_band

@@ -25,12 +25,12 @@ from gdchaos.analyses.intermittency import (
     analyze,
     burst_onsets,
     detect_laminar,
-    intermittency_figure,
     onset_coincidence,
     record_series,
     regime,
     summary_table,
 )
+from gdchaos.figures.intermittency import intermittency_figure
 
 
 def burst(n: int, start: float = 100.0) -> np.ndarray:
@@ -340,7 +340,7 @@ QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
 
 
 def test_config_composes_with_the_sweep_config_groups_and_validates():
-    from gdchaos.analyses.intermittency import validate
+    from gdchaos.intermittency import validate
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("intermittency")
@@ -352,9 +352,9 @@ def test_config_composes_with_the_sweep_config_groups_and_validates():
 
 
 def run_app(monkeypatch, argv):
-    from gdchaos.analyses.intermittency import main
+    from gdchaos.intermittency import main
 
-    monkeypatch.setattr(sys, "argv", ["gdchaos.analyses.intermittency"])
+    monkeypatch.setattr(sys, "argv", ["gdchaos.intermittency"])
     main([*argv, *QUIET])
 
 
@@ -394,5 +394,5 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, over
         run_app(monkeypatch, [override, f"hydra.run.dir={tmp_path}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gdchaos.analyses.intermittency: error: ") and message in err and "\n" not in err
+    assert err.startswith("gdchaos.intermittency: error: ") and message in err and "\n" not in err
     assert not (tmp_path / "results.nc").exists()

@@ -144,10 +144,12 @@ def test_bad_batch_size_and_unknown_optimizer_are_config_errors():
         with pytest.raises(ConfigError, match=r"batch_size must be in 1\.\.8"):
             maps.sgd(lsq, X, Y, batch_size=bs)
     maps.sgd(lsq, X, Y, batch_size=8)
+    from gdchaos.experiments.optimizers import optimizer
+
     for name in ("sgdd", "GradientTransformation", "tree_utils", "_src"):
         with pytest.raises(ConfigError, match=f"unknown optimizer '{name}'.*'adam'"):
-            maps.optax_alias(name)
-    assert maps.optax_alias("adam") is optax.adam and maps.optax_alias("sgd") is optax.sgd
+            optimizer(name)
+    assert optimizer("adam") is optax.adam and optimizer("sgd") is optax.sgd
     with pytest.raises(ConfigError, match=r"momentum beta must be in \[0, 1\)"):
         maps.momentum(lsq, X, Y, beta=1.0)
 

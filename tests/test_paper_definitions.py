@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from gdchaos.experiments import registry
 from gdchaos.figures import sweep as plots
+from gdchaos.figures.base import for_files
 
 from gdchaos.experiments import results
 from gdchaos.engine.ensemble import EnsembleResult
 from gdchaos.core.errors import ConfigError
-from gdchaos.experiments.sweeps import finite_sweep
-from gdchaos.analyses.lyapunov.finite import FiniteExponents, FilterWarning, finite_exponents, ratio_fit, saturation_times, summarize
+from gdchaos.experiments.finite import finite_sweep
+from gdchaos.analyses.lyapunov.finite import FiniteExponents, FilterWarning, finite_exponents, ratio_fit, saturation_times, summarize_exponents
 
 from conftest import SMALL_WINDOWS
 
@@ -114,7 +116,8 @@ def test_unknown_estimator_is_a_config_error(iris_task):
 def test_sweep_validation_refuses_an_unknown_estimator():
     from hydra import compose, initialize_config_dir
 
-    from gdchaos.sweep import config_dir, validate
+    from gdchaos.cli.app import config_dir
+    from gdchaos.sweep import validate
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         validate(compose("sweep", overrides=["lyapunov.estimator=ratio"]))
@@ -131,7 +134,7 @@ def test_phase_column_on_hand_made_exponents():
     kept = np.array([[True, False, True], [False, False, False], [False, False, False]])
     fe = FiniteExponents(exponent, np.array([[0.99, 0.5, 0.95], [0.99, 0.99, 0.3], [np.nan] * 3]),
                          np.zeros((3, 3), int), np.full((3, 3), 30), kept)
-    s = summarize(fe)
+    s = summarize_exponents(fe)
     assert s["phase"].tolist() == ["chaotic", "λ≤0", "undefined"]
     np.testing.assert_allclose(s["lambda_nmle"], [0.4, np.nan, np.nan], equal_nan=True)
     np.testing.assert_allclose(s["rho"], [2 / 3, 0, 0])
@@ -210,7 +213,7 @@ def test_medians_of_where_each_fit_sits_by_hand():
 
 
 def test_summary_figure_shows_the_nonchaotic_phase_and_which_tau(synthetic_ds):
-    with plots._for_files():
+    with for_files():
         fig = plots.summary_figure(synthetic_ds)
     ax_lambda, _, ax_tau = fig.axes[:3]
     labels = ax_lambda.get_legend_handles_labels()[1]
@@ -225,13 +228,13 @@ def test_summary_figure_shows_the_nonchaotic_phase_and_which_tau(synthetic_ds):
 
 
 def test_lambda_eps_figure_is_written_for_two_or_more_eps(synthetic_ds, tmp_path, monkeypatch):
-    paths = plots.save_all(synthetic_ds, tmp_path / "figures")
+    paths = registry.save_figures(synthetic_ds, tmp_path / "figures")
     assert "lambda_eps.png" in [p.name for p in paths]
     content = (tmp_path / "figures" / "lambda_eps.png").read_bytes()
     assert content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) > 10_000
     drawn = []
-    monkeypatch.setattr(plots, "write_figures", lambda figures, directory: drawn.extend(figures) or [])
-    plots.save_all(synthetic_ds.isel(eps=[0]), tmp_path / "one")
+    monkeypatch.setattr("gdchaos.figures.base.write_figures", lambda figures, directory: drawn.extend(figures) or [])
+    registry.save_figures(synthetic_ds.isel(eps=[0]), tmp_path / "one")
     assert "summary.png" in drawn and "lambda_eps.png" not in drawn  # one ε: no λ_nMLE(ε) figure
 
 

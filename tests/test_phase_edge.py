@@ -171,7 +171,7 @@ def test_distances_are_reported_per_column_and_per_side():
 
 
 def test_edge_results_dataset_and_log_line():
-    from gdchaos.phase import edge_results, edge_summary_line
+    from gdchaos.analyses.phase_diagram import edge_results, edge_summary_line
 
     u = np.linspace(0.1, 2.0, 20)
     ratio = np.array([0.0, 0.5, 1.5])

@@ -279,12 +279,10 @@ def run_app(monkeypatch, argv):
 def test_empirical_return_by_hand():
     # x = I₂, θ* = 0, B = 1: each step multiplies one coordinate by 1 − η. η = 0.5 contracts (returns);
     # η = 2.5 multiplies by −1.5 (leaves).
-    from omegaconf import OmegaConf
+    from gdchaos.experiments.minima import Empirical, return_fraction
 
-    from gdchaos.minima import _returns
-
-    cfg = OmegaConf.create({"empirical": {"n_perturb": 3, "radius": 1e-6, "steps": 200, "decrease": 1e-2, "escape": 1e-2}})
-    frac = _returns(lsq, jnp.zeros(2), jnp.eye(2), jnp.zeros(2), 1, [0.5, 2.5], cfg, seed=0)
+    settings = Empirical(n_perturb=3, radius=1e-6, steps=200, decrease=1e-2, escape=1e-2)
+    frac = return_fraction(lsq, jnp.zeros(2), jnp.eye(2), jnp.zeros(2), 1, [0.5, 2.5], settings, seed=0)
     assert np.asarray(frac).tolist() == [1.0, 0.0]
 
 

@@ -20,7 +20,8 @@ from gdchaos.experiments import results
 from gdchaos.engine.checkpoint import Checkpoint
 from gdchaos.core.errors import ConfigError
 from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
-from gdchaos.sweep import config_dir, run_sweep
+from gdchaos.cli.app import config_dir
+from gdchaos.sweep import run_sweep
 
 SHRINK = ["n_ic=2", "n_perturb=2", "lyapunov.start_max=10", "lyapunov.length_min=20",
           "lyapunov.length_max=40", "progress=false", "cpu_devices=1"]
@@ -101,7 +102,7 @@ def test_finished_run_directory_is_reloaded_not_recomputed(tmp_path, monkeypatch
     cfg = compose_with("eta=[1.0]", "steps=60", "chunk=30", *SHRINK)
     first = run_sweep(cfg, tmp_path)
     assert not (tmp_path / "checkpoint").exists(), "checkpoints are removed once results are written"
-    monkeypatch.setattr("gdchaos.experiments.sweeps.finite_sweep", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr("gdchaos.experiments.finite.finite_sweep", lambda *a, **k: pytest.fail("recomputed"))
     again = run_sweep(cfg, tmp_path)
     np.testing.assert_array_equal(again.distance.values, first.distance.values)
 

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from gdchaos.experiments import registry
 from gdchaos.figures import sweep as plots
 
 from gdchaos.experiments import results
 from gdchaos.core.errors import ConfigError
-from gdchaos.experiments.sweeps import finite_sweep
+from gdchaos.experiments.finite import finite_sweep
 from gdchaos.core.precision import PrecisionError, require_precision
 
 from conftest import SMALL_WINDOWS
@@ -44,7 +45,7 @@ def test_dataset_layout(small_sweep):
         assert ds[name].dims == ("eta", "eps"), name
     np.testing.assert_array_equal(ds.eta, ETAS)
     assert np.all(ds.distance.isel(member=0) == 0)
-    assert ds.attrs["method"] == "finite" and ds.attrs["task"] == "iris/mlp-4-10-3-sigmoid/sgd"
+    assert ds.attrs["analysis"] == "finite" and ds.attrs["task"] == "iris/mlp-4-10-3-sigmoid/sgd"
 
 
 def test_summary_is_consistent_with_per_ic_values(small_sweep):
@@ -108,7 +109,7 @@ def test_summary_csv_columns_and_values(small_sweep, tmp_path):
 
 
 def test_figures_are_written(small_sweep, tmp_path):
-    paths = plots.save_all(small_sweep, tmp_path / "figures")
+    paths = registry.save_figures(small_sweep, tmp_path / "figures")
     assert [p.name for p in paths] == ["summary.png", "distance.png", "loss.png", "lambda_hist.png"]
     for p in paths:
         assert p.parent == tmp_path / "figures"

@@ -11,7 +11,8 @@ from gdchaos.analyses.curvature import run_sharpness, sharpness
 from gdchaos.core.errors import ConfigError
 from gdchaos.figures.sweep import curvature_figure, sharpness_figure
 from gdchaos.experiments.results import sharpness_dataset
-from gdchaos.sweep import config_dir, run_sweep
+from gdchaos.cli.app import config_dir
+from gdchaos.sweep import run_sweep
 
 A = jnp.array([0.5, 1.0, 3.0, 8.0])
 

@@ -5,7 +5,7 @@
   (xarray, pandas, scipy: they load on first use). Import time itself is measured in
   ``benchmarks/README.md``, not asserted here.
 - Drawing figures never changes the matplotlib backend the user chose; the files the
-  sweep writes (:func:`gdchaos.figures.sweep.save_all`) are drawn without pyplot at all.
+  sweep writes (:func:`gdchaos.experiments.registry.save_figures`) are drawn without pyplot at all.
 - Files are written with the user's umask, like any new file (not mkstemp's 0o600).
 - The default sweep states its precision in the config and runs without a precision
   warning; ``precision=auto`` still says when it switches to float64.
@@ -26,7 +26,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from gdchaos.cli.app import config_dir
-from gdchaos.engine.checkpoint import atomic_write
+from gdchaos.core.files import atomic_write
 
 HEAVY = ["matplotlib", "matplotlib.pyplot", "tensorflow", "tensorflow_datasets", "xarray", "pandas", "scipy"]
 
@@ -59,10 +59,10 @@ def test_lazy_submodules_and_names_still_resolve():
     out = python("""
         import sys
         import gdchaos
-        assert "gdchaos.experiments.sweeps" not in sys.modules and "gdchaos.experiments.results" not in sys.modules
+        assert "gdchaos.experiments.finite" not in sys.modules and "gdchaos.experiments.results" not in sys.modules
         assert not gdchaos.core.precision.float64_enabled()  # no JAX flag flipped at import
         from gdchaos import finite_sweep, kantz, results
-        assert finite_sweep is gdchaos.experiments.sweeps.finite_sweep and kantz is gdchaos.analyses.timeseries.kantz
+        assert finite_sweep is gdchaos.experiments.finite.finite_sweep and kantz is gdchaos.analyses.timeseries.kantz
         assert {"results", "tangent_sweep", "figures"} <= set(dir(gdchaos))
         from gdchaos import lyapunov, curvature, maps, ensemble  # the documented module imports
         assert all(hasattr(gdchaos, name) for name in gdchaos.__all__)
@@ -96,11 +96,12 @@ def test_backend_is_untouched_by_import_and_by_drawing(how, tmp_path):
         import sys
         {select}
         import gdchaos
+        import gdchaos.experiments.registry
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         {textwrap.indent(textwrap.dedent(DRAW), " " * 8).strip()}
-        paths = gdchaos.figures.sweep.save_all(ds, {str(tmp_path / "files")!r})
+        paths = gdchaos.experiments.registry.save_figures(ds, {str(tmp_path / "files")!r})
         assert sorted(p.name for p in paths) == ["ftle.png", "tangent.png"], paths
-        assert "matplotlib.pyplot" not in sys.modules, "save_all loaded pyplot"
+        assert "matplotlib.pyplot" not in sys.modules, "save_figures loaded pyplot"
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 
         # a figure returned to the user is a pyplot figure under the user's backend
@@ -123,8 +124,9 @@ def test_writing_figures_resolves_no_backend(tmp_path):
     out = python(f"""
         import matplotlib
         import gdchaos
+        import gdchaos.experiments.registry
         {textwrap.indent(textwrap.dedent(DRAW), " " * 8).strip()}
-        gdchaos.figures.sweep.save_all(ds, {str(tmp_path)!r})
+        gdchaos.experiments.registry.save_figures(ds, {str(tmp_path)!r})
         print(matplotlib.rcParams._get_backend_or_none())
     """)
     assert out.stdout.strip().splitlines()[-1] == "None"
@@ -154,10 +156,10 @@ def precision_of(*overrides: str) -> str:
 
 def test_default_precision_is_explicit_per_method():
     assert precision_of() == "float64"  # finite-ε at the default ε = 1e-8
-    assert precision_of("method=both") == "float64"
-    assert precision_of("method=tangent") == "float32"  # exact ε → 0: float32 suffices, and runs on TPU
+    assert precision_of("analysis=both") == "float64"
+    assert precision_of("analysis=tangent") == "float32"  # exact ε → 0: float32 suffices, and runs on TPU
     assert precision_of("analysis=sharpness") == "float32"
-    assert precision_of("method=tangent", "precision=float64") == "float64"  # the user's choice wins
+    assert precision_of("analysis=tangent", "precision=float64") == "float64"  # the user's choice wins
     assert precision_of("precision=auto") == "auto"
 
 

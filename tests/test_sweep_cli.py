@@ -11,7 +11,9 @@ from conftest import TINY_SWEEP
 
 from gdchaos.experiments import results
 from gdchaos.core.errors import ConfigError
-from gdchaos.sweep import config_dir, expand_range, validate, vectorize_overrides
+from gdchaos.cli.app import config_dir
+from gdchaos.cli.overrides import expand_range, vectorize_overrides
+from gdchaos.sweep import validate
 
 CONF = pathlib.Path(config_dir())
 SHRINK = TINY_SWEEP
@@ -69,7 +71,7 @@ def compose_with(*overrides):
         ("n_perturb=0", "n_perturb must be an integer >= 1"),
         ("model.activation=swish", "unknown model.activation"),
         ("steps=100", "raise steps to >= 201"),
-        ("method=magic", "unknown method"),
+        ("analysis=magic", "unknown method"),
     ],
 )
 def test_bad_inputs_are_config_errors_that_say_the_fix(override, message):
@@ -119,7 +121,7 @@ def test_non_numeric_eta_is_a_config_error():
 @pytest.mark.parametrize("value", ["-1e-9", "nan", "abc"])
 def test_bad_flat_tolerance_is_a_config_error(value):
     with pytest.raises(ConfigError, match="sharpness.flat_rtol must be null"):
-        validate(compose_with("analysis=sharpness", "method=sharpness", f"sharpness.flat_rtol={value}"))
+        validate(compose_with("analysis=sharpness", f"sharpness.flat_rtol={value}"))
 
 
 def test_unknown_experiment_is_an_error_not_the_default_run():
@@ -131,8 +133,8 @@ def test_unknown_experiment_is_an_error_not_the_default_run():
 
 
 def test_an_unknown_name_inside_an_experiment_list_is_named():
-    from gdchaos.sweep import _check_optional_groups
+    from gdchaos.cli.app import check_optional_groups
 
-    _check_optional_groups(["experiment=jimenez2026_iris,danovski2024_iris"])
+    check_optional_groups(["experiment=jimenez2026_iris,danovski2024_iris"])
     with pytest.raises(ConfigError, match="unknown experiment 'nope'"):
-        _check_optional_groups(["experiment=jimenez2026_iris,nope"])
+        check_optional_groups(["experiment=jimenez2026_iris,nope"])

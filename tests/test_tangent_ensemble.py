@@ -51,8 +51,8 @@ def test_quadratic_through_the_ensemble_matches_exact_exponents():
 
 
 def test_sweep_method_tangent_runs_in_float32(tmp_path):
-    """method=tangent needs no float64 (the TPU path); method=both is covered in-process below."""
-    shrink = ["n_ic=2", "steps=60", "progress=false", "eta=0.5,8", "lyapunov.k=3", "method=tangent"]
+    """analysis=tangent needs no float64 (the TPU path); analysis=both is covered in-process below."""
+    shrink = ["n_ic=2", "steps=60", "progress=false", "eta=0.5,8", "lyapunov.k=3", "analysis=tangent"]
     out = subprocess.run([sys.executable, "-m", "gdchaos.sweep", *shrink, f"hydra.run.dir={tmp_path}"],
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -72,9 +72,10 @@ def test_sweep_method_tangent_runs_in_float32(tmp_path):
 def test_sweep_method_both_merges_the_estimates(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from gdchaos.sweep import config_dir, run_sweep
+    from gdchaos.cli.app import config_dir
+    from gdchaos.sweep import run_sweep
 
-    overrides = ["method=both", "n_ic=2", "n_perturb=2", "steps=60", "lyapunov.start_max=10", "lyapunov.length_min=20",
+    overrides = ["analysis=both", "n_ic=2", "n_perturb=2", "steps=60", "lyapunov.start_max=10", "lyapunov.length_min=20",
                  "lyapunov.length_max=40", "progress=false", "eta=[0.5,8.0]", "lyapunov.k=2"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("sweep", overrides=overrides)
@@ -94,7 +95,9 @@ def test_finite_eps_agrees_with_tangent_over_the_same_window(iris_task):
     """Where the linearization holds (ε = 1e-8), Λ equals the tangent growth rate over Λ's window."""
     import xarray as xr
 
-    from gdchaos.experiments.sweeps import add_window_matched_tangent, finite_sweep, tangent_sweep
+    from gdchaos.experiments.both import add_window_matched_tangent
+    from gdchaos.experiments.finite import finite_sweep
+    from gdchaos.experiments.tangent import tangent_sweep
 
     kw = dict(eta=[8.0], n_ic=6, steps=160, seed=0, progress=False)
     finite = finite_sweep(iris_task, eps=[1e-8], n_perturb=5, starts=range(0, 31, 5), lengths=range(30, 101, 5), **kw)

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from gdchaos.analyses import toymaps
 from gdchaos.core.errors import ConfigError
 from gdchaos.analyses.lyapunov import lyapunov_spectrum
-from gdchaos.sweep import config_dir
+from gdchaos.cli.app import config_dir
 from gdchaos.analyses.toymaps import count_distinct, double_well, lyapunov_vs_eta, orbit_diagram, quadratic
 
 ETA2 = math.sqrt(5) - 1  # the double well's 2-cycle period-doubles here: 9 − 2(1 + η)² = −1
@@ -56,7 +56,7 @@ def test_period_two_above_eta_1_has_the_exact_cycle_and_multiplier(cascade):
 
 
 def test_exponent_crosses_zero_at_eta_1_from_both_sides(cascade):
-    curve = toymaps.summarize(cascade)
+    curve = toymaps.lyapunov_curve(cascade)
     lam = np.asarray(curve.exponent)[[at(cascade, 0.999), at(cascade, 1.0), at(cascade, 1.001)]]
     np.testing.assert_allclose(lam[0], np.log(abs(1 - 2 * 0.999)), rtol=1e-6)  # fixed point: ≈ −0.002
     np.testing.assert_allclose(lam[2], 0.5 * np.log(abs(9 - 2 * 2.001**2)), rtol=1e-3)  # 2-cycle: ≈ −0.004
@@ -79,7 +79,7 @@ def test_quadratic_potential_has_exactly_log_abs_1_minus_eta_a_and_escapes_beyon
     etas = jnp.array([0.1, 0.3, 0.5, 0.6, 0.65, 0.7, 1.0])
     orbits = orbit_diagram(functools.partial(quadratic, a=a), etas, n_init=4, key=KEY, transient=200, keep=40,
                            init_std=1.0)
-    curve = toymaps.summarize(orbits)
+    curve = toymaps.lyapunov_curve(orbits)
     stable = np.asarray(etas) < 2 / a
     np.testing.assert_allclose(np.asarray(curve.exponent)[stable], np.log(np.abs(1 - np.asarray(etas) * a))[stable], rtol=1e-12)
     assert np.all(np.isnan(np.asarray(curve.exponent)[~stable]))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from gdchaos.core.errors import check
+from gdchaos.core.tree import PyTree, tree_all_finite, tree_l2_norm, tree_sq_norm
 
 Params = Any
 Hyper = dict
@@ -66,17 +67,6 @@ class TrainingMap(NamedTuple):
 
     init: Callable[..., TrainState]
     step: Callable[[TrainState, Hyper], tuple[TrainState, StepInfo]]
-
-
-def tree_sq_norm(tree) -> jax.Array:
-    """Σ over all leaves of x²."""
-    return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree))
-
-
-def tree_all_finite(tree) -> jax.Array:
-    """True iff every entry of every floating leaf is finite (integer and key leaves are skipped)."""
-    leaves = [leaf for leaf in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])) if leaves else jnp.asarray(True)
 
 
 def _accepted_keys(opt_state, schedules: frozenset) -> tuple[str, ...]:
@@ -180,7 +170,7 @@ def from_optax(
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **injected})
         updates, opt_state = tx.update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = jnp.sqrt(tree_sq_norm(grads))
+        grad_norm = tree_l2_norm(grads)
         diverged = ~(jnp.isfinite(loss) & jnp.isfinite(grad_norm) & tree_all_finite(params))
         new = TrainState(params, opt_state, state.count + 1, key)
         return new, StepInfo(loss, grad_norm, diverged)
@@ -202,16 +192,6 @@ def momentum(loss_fn, x, y, beta: float = 0.9, nesterov: bool = False, batch_siz
     """Heavy-ball momentum: v ← β v + ∇L, θ ← θ − η v (``hyper["momentum"]`` overrides β)."""
     check(0 <= beta < 1, f"momentum beta must be in [0, 1); got {beta}")
     return from_optax(optax.sgd, loss_fn, x, y, batch_size=batch_size, momentum=beta, nesterov=nesterov)
-
-
-def optax_alias(name: str) -> Callable[..., optax.GradientTransformation]:
-    """The optax optimizer alias called ``name`` (``sgd``, ``adam``, ``rmsprop``, ...)."""
-    alias = getattr(optax, name, None)
-    check(
-        callable(alias) and name[0].islower() and not name.startswith("_"),
-        f"unknown optimizer {name!r}; use an optax alias such as 'sgd', 'adam', 'rmsprop'",
-    )
-    return alias
 
 
 def supervised_loss(model_apply, loss) -> Callable:

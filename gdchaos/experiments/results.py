@@ -42,13 +42,17 @@ import xarray as xr
 
 from gdchaos.engine.ensemble import AXES, EnsembleResult
 from gdchaos.core.precision import nan_mean, nan_std
-from gdchaos.analyses.lyapunov.finite import FiniteExponents, phase, summarize
+from gdchaos.analyses.lyapunov.finite import FiniteExponents, phase, summarize_exponents
 from gdchaos.analyses.training_time import summarize_tau
 
 RESULTS_FILE = "results.nc"
 FORMAT = "gdchaos-results"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Written as the ``format`` and ``format_version`` attributes of every results file.
+
+Version 3: the attribute ``analysis`` names the analysis that made the file (its figures
+and summary columns come from the registry); versions 1 and 2 called it ``method``
+(:func:`load` adds ``analysis``).
 
 Version 2: ``tau_mean``/``tau_std`` are over all ICs (never-reached censored at T); version
 1's reached-only ones are ``tau_mean_reached``/``tau_std_reached`` (:func:`load` renames them)."""
@@ -74,6 +78,8 @@ SUMMARY_VARS = (
     "median_window_start",
     "median_saturation_time",
 )
+TANGENT_SUMMARY_VARS = ("lambda_max_tangent", "lambda_max_tangent_std")
+SHARPNESS_SUMMARY_VARS = ("edge_of_stability", "sharpness_peak", "sharpness_final")
 TAU_MEAN_DESCRIPTION = ("mean first update with test accuracy >= target over all ICs; an IC that never reached it "
                         "counts as the number of updates run (censored: a lower bound where n_censored > 0)")
 TAU_REACHED_DESCRIPTION = "mean first update with test accuracy >= target over the ICs that reached it"
@@ -96,7 +102,7 @@ def estimator_summaries(by_estimator: dict[str, FiniteExponents]) -> dict[str, n
     """
     out = {}
     for name, fe in by_estimator.items():
-        s = summarize(fe, warn=False)
+        s = summarize_exponents(fe, warn=False)
         out[f"lambda_nmle_{name}"], out[f"rho_{name}"] = s["lambda_nmle"], s["rho"]
     if "window" in by_estimator:
         out["median_window_start"] = _kept_median(by_estimator["window"].start, by_estimator["window"].kept)
@@ -138,11 +144,11 @@ def to_dataset(
         kept=(per_ic, exponents.kept),
         tau=(per_ic, tau),
     )
-    summary = {**summarize(exponents), **summarize_tau(tau, steps)}
+    summary = {**summarize_exponents(exponents), **summarize_tau(tau, steps)}
     summary["n_diverged"] = result.diverged.sum(axis=(-2, -1))
     summary.update(estimator_summaries(by_estimator or {exponents.estimator: exponents}))
     data.update({k: (AXES[:2], np.asarray(v)) for k, v in summary.items()})
-    ds = xr.Dataset(data, coords=coords, attrs={"lyapunov_estimator": exponents.estimator, **(attrs or {})})
+    ds = dataset(data, coords, {"lyapunov_estimator": exponents.estimator, **(attrs or {})})
     return _describe(ds)
 
 
@@ -182,7 +188,7 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     steps = result.records["loss"].shape[-1]
     coords = {"eta": result.eta, "ic": np.arange(n_ic), "index": np.arange(k), "step": np.arange(steps)}
     run = ("eta", "ic", "step")
-    ds = xr.Dataset(
+    ds = dataset(
         {
             "tangent_exponents": (("eta", "ic", "index"), lam),
             "tangent_loss": (run, result.records["loss"]),
@@ -195,8 +201,8 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
             "tangent_diverged_at": (("eta", "ic"), result.diverged_at),
             "n_diverged_tangent": (("eta",), result.diverged.sum(axis=1)),
         },
-        coords=coords,
-        attrs={"tangent_transient": result.transient, "tangent_renorm_every": result.renorm_every,
+        coords,
+        {"tangent_transient": result.transient, "tangent_renorm_every": result.renorm_every,
                "tangent_run_seconds": result.run_seconds,
                "tangent_compile_seconds": result.compile_seconds, **(attrs or {})},
     )
@@ -224,6 +230,7 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     n_eta, n_ic, n_t, k = rec["top"].shape
     run, run_k = ("eta", "ic", "time"), ("eta", "ic", "time", "index")
     diverged = np.asarray(result.diverged, bool)
+    top = rec["top"][..., 0]
     data = {
         "sharpness_diverged": (("eta", "ic"), diverged),
         "sharpness_diverged_at": (("eta", "ic"), np.asarray(result.diverged_at)),
@@ -235,7 +242,7 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
         "overlap_bottom": (run_k, rec["overlap_bottom"]),
         "edge_of_stability": (("eta",), 2.0 / result.eta),
         "sharpness_final": (("eta",), nan_mean(rec["top"][:, :, -1, 0], axis=1)),
-        "sharpness_peak": (("eta",), nan_mean(np.max(np.where(np.isnan(rec["top"][..., 0]), -np.inf, rec["top"][..., 0]), axis=-1), axis=1)),
+        "sharpness_peak": (("eta",), nan_mean(np.max(np.where(np.isnan(top), -np.inf, top), axis=-1), axis=1)),
     }
     counts = ("n_positive", "n_negative", "n_chaotic", "n_flat")
     for name in (*counts, "grad_norm"):
@@ -245,7 +252,7 @@ def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
             data[f"curv_{name}"] = (run, value)
     coords = {"eta": result.eta, "ic": np.arange(n_ic), "time": np.arange(n_t), "index": np.arange(k),
               "time_step": ("time", result.step)}
-    ds = xr.Dataset(data, coords=coords, attrs={
+    ds = dataset(data, coords, {
         "curvature_method": result.method, "sharpness_flat_rtol": result.flat_rtol,
         "sharpness_run_seconds": result.run_seconds,
         "sharpness_compile_seconds": result.compile_seconds, **(attrs or {})})
@@ -298,7 +305,7 @@ def write(
     and both files are written to temporary files and renamed into place, so an interrupted
     write leaves the previous files or none, never a truncated one. Returns the netCDF path.
     """
-    from gdchaos.engine.checkpoint import atomic_write
+    from gdchaos.core.files import atomic_write
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -326,7 +333,7 @@ def load(path: str | Path) -> xr.Dataset:
 
     Raises ``FileNotFoundError`` when there is none and ``ValueError`` for a file that
     is not a complete gdchaos results file (truncated, foreign, or from a newer
-    format version). A version-1 file is read in the current layout (:func:`upgrade_v1`).
+    format version). Older versions are read in the current layout (:func:`upgrade_v1`, :func:`upgrade_v2`).
 
     Example::
 
@@ -348,7 +355,25 @@ def load(path: str | Path) -> xr.Dataset:
     version = int(ds.attrs.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} has results format {version}; this gdchaos reads up to {FORMAT_VERSION}: upgrade gdchaos")
-    return upgrade_v1(ds) if version == 1 else ds
+    if version == 1:
+        ds = upgrade_v1(ds)
+    return upgrade_v2(ds) if version <= 2 else ds
+
+
+def upgrade_v2(ds: xr.Dataset) -> xr.Dataset:
+    """A format-2 (or upgraded format-1) Dataset in the format-3 layout: add the ``analysis`` attribute.
+
+    Format 2 stored the sweep's ``method`` (finite, tangent, both or sharpness), which is the
+    analysis name; a file without it is recognized by its variables.
+    """
+    from gdchaos.experiments.registry import infer_analysis_name
+
+    name = ds.attrs.pop("method", None) or infer_analysis_name(ds)
+    if name is not None:
+        ds.attrs["analysis"] = name
+    ds.attrs.update(format_version=FORMAT_VERSION)
+    ds.attrs.setdefault("converted_from_format_version", 2)
+    return ds
 
 
 def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
@@ -383,9 +408,10 @@ def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
 
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Per-(η, ε) summary as a flat table (the ``summary.csv`` columns)."""
-    extra = ("lambda_max_tangent", "lambda_max_tangent_std", "edge_of_stability", "sharpness_peak", "sharpness_final")
-    names = [v for v in (*SUMMARY_VARS, *extra) if v in ds]
+    """The ``summary.csv`` table: one row per (η[, ε]) with the summary variables of ``ds``'s analysis, and ``n_ic``."""
+    from gdchaos.experiments.registry import summary_columns
+
+    names = summary_columns(ds)
     table = ds[names].to_dataframe().reset_index()
     table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
     return table

@@ -10,9 +10,10 @@ from gdchaos.core import data as data_lib
 from gdchaos.core.data import Dataset
 from gdchaos.core.errors import check
 from gdchaos.core.losses import accuracy, get_loss
-from gdchaos.core.maps import TrainingMap, from_optax, optax_alias, supervised_loss
+from gdchaos.core.maps import TrainingMap, from_optax, supervised_loss
 from gdchaos.core.models import Model, cnn, mlp
 from gdchaos.analyses.training_time import DEFAULT_TARGETS
+from gdchaos.experiments.optimizers import optimizer
 
 MODEL_KINDS = ("mlp", "cnn")
 IMAGE_MODELS = ("cnn",)
@@ -94,6 +95,11 @@ def _width(h, n_in: int) -> int:
 def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str = "cross_entropy") -> Task:
     """Assemble a :class:`Task` from plain dicts (as in ``conf/data``, ``conf/model``, ``conf/optimizer``).
 
+    ``optimizer_cfg``: ``name`` (any name of :mod:`gdchaos.experiments.optimizers`: an optax
+    alias, ``cgd`` or one you registered), ``batch_size`` (None: full batch), ``l2``,
+    ``kwargs`` (per-step hyperparameters of the optimizer) and ``options`` (arguments of an
+    optimizer builder such as ``cgd``'s ``which``, ``every``, ``base``).
+
     Example:
         >>> task = build_task({"name": "iris"}, {"hidden": [10]}, {"name": "sgd"})
         >>> task.name
@@ -112,8 +118,11 @@ def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str =
     batch_size = optimizer_cfg.pop("batch_size", None)
     l2 = float(optimizer_cfg.pop("l2", 0.0) or 0.0)
     kwargs = dict(optimizer_cfg.pop("kwargs", None) or {})
-    check(not optimizer_cfg, f"unknown optimizer keys {sorted(optimizer_cfg)}; use name, batch_size, l2, kwargs")
-    tmap = from_optax(optax_alias(opt_name), loss_fn, x, y, batch_size=batch_size, **kwargs)
+    options = dict(optimizer_cfg.pop("options", None) or {})
+    check(not optimizer_cfg, f"unknown optimizer keys {sorted(optimizer_cfg)}; use name, batch_size, l2, kwargs, options")
+    train_loss = lambda params: loss_fn(params, x, y)
+    alias = optimizer(opt_name, loss=train_loss, options=options)
+    tmap = from_optax(alias, loss_fn, x, y, batch_size=batch_size, **kwargs)
 
     def observe(params):
         return {"accuracy": accuracy(model.apply(params, x_test), y_test)}
@@ -128,5 +137,5 @@ def build_task(data_cfg: dict, model_cfg: dict, optimizer_cfg: dict, loss: str =
         accuracy_target=DEFAULT_TARGETS.get(name, 0.9),
         hyper={"l2": l2} if l2 else {},
         name=f"{name}/{model_name}/{label}",
-        train_loss=lambda params: loss_fn(params, x, y),
+        train_loss=train_loss,
     )
