@@ -64,7 +64,7 @@ def validate(cfg: DictConfig) -> None:
 
     The shared keys are checked here, the analysis's own settings by its ``validate``.
     """
-    for group in ("data", "model", "optimizer", "perturbation", "lyapunov"):
+    for group in ("data", "model", "optimizer", "perturbation"):
         check(isinstance(cfg.get(group), Mapping), f"{group} must name one config of its group (e.g. data=iris); got {cfg.get(group)!r}")
     registry.load_plugins(cfg.get("plugins"))
     analysis = registry.get(cfg.analysis)

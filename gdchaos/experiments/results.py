@@ -413,5 +413,6 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
 
     names = summary_columns(ds)
     table = ds[names].to_dataframe().reset_index()
-    table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
+    if "ic" in ds.sizes:
+        table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
     return table
