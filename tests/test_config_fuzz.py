@@ -15,7 +15,7 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 NUMERIC_KEYS = ["eta", "eps", "n_ic", "n_perturb", "steps", "chunk", "seed", "lyapunov.k",
                 "lyapunov.transient", "lyapunov.renorm_every", "lyapunov.min_r2", "lyapunov.start_max",
                 "lyapunov.length_min", "lyapunov.length_step"]
-CHOICE_KEYS = ["method", "precision", "loss", "data", "model", "optimizer", "model.activation"]
+CHOICE_KEYS = ["analysis", "precision", "loss", "data", "model", "optimizer", "model.activation"]
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -40,7 +40,7 @@ def outcome(override: str):
         args = vectorize_overrides([override])
         if any(a.startswith("-") for a in args):
             return None  # became a multirun job: each job validates itself
-        precheck(args)
+        precheck(["analysis=both", *args] if not override.startswith("analysis=") else args)  # both: every lyapunov.* key is read
     except ConfigError as err:
         return str(err)
     return None

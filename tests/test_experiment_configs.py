@@ -97,7 +97,7 @@ def test_paper_specific_settings():
     assert eoc.model.use_bias is False and eoc.model.output_bias is True and list(eoc.model.hidden) == ["input"]
     assert eoc.optimizer.batch_size == 32 and eoc.optimizer.kwargs.momentum == 0.5
     fashion16 = compose_with("experiment=herrmann2022_fashion16")
-    assert list(fashion16.data.resize) == [16, 16] and fashion16.method == "tangent"
+    assert list(fashion16.data.resize) == [16, 16] and fashion16.analysis == "tangent"
     assert fashion16.precision == "float32" and fashion16.model.init == "torch"
     # command-line choices still win over an experiment's defaults
     assert compose_with("experiment=jimenez2026_mnist_cnn", "data=digits").data.name == "digits"

@@ -259,7 +259,7 @@ def test_loading_a_format_1_file_renames_tau_and_recomputes_the_censored_mean(tm
     )
     v1.to_netcdf(tmp_path / results.RESULTS_FILE, engine="h5netcdf")
     ds = results.load(tmp_path)
-    assert results.FORMAT_VERSION == 2
+    assert results.FORMAT_VERSION == 3
     np.testing.assert_allclose(ds.tau_mean_reached.values, [[5.0], [np.nan]])
     np.testing.assert_allclose(ds.tau_std_reached.values, [[1.0], [np.nan]])
     # censored at T = 12: (4 + 12 + 6)/3 and 12; std of (4, 12, 6): deviations −10/3, 14/3, −4/3 → var 312/27
@@ -268,7 +268,7 @@ def test_loading_a_format_1_file_renames_tau_and_recomputes_the_censored_mean(tm
     assert ds.n_censored.values.tolist() == [[1], [3]]
     assert ds.phase.values.tolist() == [["chaotic"], ["λ≤0"]]
     assert ds.attrs["lyapunov_estimator"] == "window" and ds.attrs["converted_from_format_version"] == 1
-    assert ds.attrs["format_version"] == 2
+    assert ds.attrs["format_version"] == 3 and ds.attrs["analysis"] == "finite"
     table = results.summary_table(ds)
     assert {"tau_mean", "tau_mean_reached", "phase"} <= set(table.columns)
 

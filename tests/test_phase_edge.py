@@ -48,7 +48,7 @@ def test_exponent_and_separation_match_an_explicit_jvp_loop():
     ratio, inv_j = np.array([0.0, 1.5]), np.array([0.5, 1.5])
     key, n, steps, average, eps = fast_key(5), 6, 20, 5, 1e-4
     heat = eoc.separation_heatmap(ratio, inv_j, key, n=n, draws=2, steps=steps, average=average, perturbation=eps)
-    z, x0, xi, v0 = jax.jit(eoc._draws, static_argnums=(1, 2, 3))(key, n, 2, jnp.float64)
+    z, x0, xi, v0 = jax.jit(eoc.heatmap_draws, static_argnums=(1, 2, 3))(key, n, 2, jnp.float64)
     # standardized draws: N·mean(W) = J0 and √N·std(W) = J exactly
     np.testing.assert_allclose(z.mean(axis=(1, 2)), 0.0, atol=1e-14)
     np.testing.assert_allclose(z.std(axis=(1, 2)), 1.0, rtol=1e-12)

@@ -83,7 +83,7 @@ def test_save_load_round_trip(small_sweep, tmp_path):
         np.testing.assert_array_equal(back[name].values, small_sweep[name].values, err_msg=name)
         assert back[name].dims == small_sweep[name].dims
     assert back.kept.dtype == bool
-    assert back.attrs["format_version"] == results.FORMAT_VERSION == 2 and "converted_from_format_version" not in back.attrs
+    assert back.attrs["format_version"] == results.FORMAT_VERSION == 3 and "converted_from_format_version" not in back.attrs
     for coord in ("eta", "eps", "ic", "member", "step"):
         np.testing.assert_array_equal(back[coord].values, small_sweep[coord].values)
     assert back.attrs["dtype"] == "float64" and back.attrs["backend"] == jax.default_backend()

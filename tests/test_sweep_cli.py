@@ -71,12 +71,19 @@ def compose_with(*overrides):
         ("n_perturb=0", "n_perturb must be an integer >= 1"),
         ("model.activation=swish", "unknown model.activation"),
         ("steps=100", "raise steps to >= 201"),
-        ("analysis=magic", "unknown method"),
+        ("analysis=magic", "analysis/magic"),
     ],
 )
 def test_bad_inputs_are_config_errors_that_say_the_fix(override, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_with(override))
+
+
+def test_unknown_analysis_is_a_config_error_listing_the_options():
+    from gdchaos.sweep import precheck
+
+    with pytest.raises(ConfigError, match=r"Could not find 'analysis/magic'.*finite"):
+        precheck(["analysis=magic"])
 
 
 def run_cli(args, tmp_path, timeout=240):

@@ -43,7 +43,7 @@ def configure_devices(cfg: Any) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
-def check_cluster(cfg) -> None:
+def check_cluster(cfg: Any) -> None:
     """One-line errors for the ``cluster.*`` keys (used with ``distributed=true``)."""
     cluster = cfg.get("cluster") or {}
     coordinator = cluster.get("coordinator")
@@ -74,7 +74,7 @@ def wait_for_coordinator(address: str, deadline: float) -> bool:
             time.sleep(0.2)
 
 
-def join_processes(cfg) -> tuple[int, int]:
+def join_processes(cfg: Any) -> tuple[int, int]:
     """Join the processes of a ``distributed=true`` run; return ``(process index, process count)``.
 
     Calls ``jax.distributed.initialize`` with ``cluster.coordinator``, ``cluster.num_processes``
@@ -138,7 +138,7 @@ def broadcast_text(text: str, size: int = 4096) -> str:
     return bytes(np.asarray(multihost_utils.broadcast_one_to_all(buf))).rstrip(b"\0").decode()
 
 
-def gather_eta_parts(ds, n_processes: int):
+def gather_eta_parts(ds: xr.Dataset, n_processes: int) -> xr.Dataset:
     """Concatenate every process's Dataset (its share of the η grid, in process order) on every process."""
 
 
@@ -158,7 +158,7 @@ def gather_eta_parts(ds, n_processes: int):
     return merged
 
 
-def check_same_config(cfg) -> None:
+def check_same_config(cfg: Any) -> None:
     """Every process was started with process 0's config (up to :data:`RESUME_FREE_KEYS`), else one line on each."""
 
 
@@ -170,7 +170,7 @@ def check_same_config(cfg) -> None:
           "start the same command (up to cluster.process_id) in every process")
 
 
-def distributed_overrides(cfg, args: list[str]) -> list[str]:
+def distributed_overrides(cfg: Any, args: list[str]) -> list[str]:
     """Join the processes before Hydra starts; all use process 0's run directory, and only process 0
     writes Hydra's files there (``.hydra/``, the log): the others log to stdout."""
     rank, n_processes = join_processes(cfg)

@@ -6,6 +6,7 @@ over any other key becomes Hydra multirun jobs (``--multirun`` is added).
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -16,7 +17,7 @@ from hydra.errors import HydraException
 
 from gdchaos.core.errors import ConfigError, check
 
-__all__ = ["VECTORIZED_KEYS", "expand_range", "number_list", "vectorize_overrides"]
+__all__ = ["VECTORIZED_KEYS", "eta_grid", "expand_range", "number_list", "vectorize_overrides"]
 
 VECTORIZED_KEYS = ("eta", "eps")
 
@@ -88,3 +89,27 @@ def number_list(value: Any, key: str = "eta/eps") -> list[float]:
     return _numbers(key, value)
 
 
+def eta_grid(value: Any) -> list[float]:
+    """The η values of a config entry: a number, a list, or a sweep string such as ``range(0.5,1.6,0.001)``.
+
+    Sweep strings are expanded by :func:`vectorize_overrides` (stop excluded).
+
+    Example:
+        >>> eta_grid("range(0.5,0.8,0.1)"), eta_grid([1, 2]), eta_grid(0.3)
+        ([0.5, 0.6, 0.7], [1.0, 2.0], [0.3])
+    """
+    if isinstance(value, str):
+        try:
+            rewritten = vectorize_overrides([f"eta={value.strip()}"])[0]
+            value = ast.literal_eval(rewritten.split("=", 1)[1])
+        except ConfigError:
+            raise
+        except Exception:
+            raise ConfigError(f"eta must be numbers, a list or range(start,stop,step); got {value!r}") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    try:
+        values = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"eta values must be numbers; got {value!r}") from None
+    return values

@@ -7,8 +7,10 @@ The config of a run is kept in ``checkpoint/config.yaml`` while it runs and in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import xarray as xr
 import yaml
 from jax.experimental import multihost_utils
 from omegaconf import OmegaConf
@@ -26,7 +28,7 @@ RESUME_FREE_KEYS = ("progress", "resume", "checkpoint", "cpu_devices", "figures"
 """Config keys that may change between an interrupted run and its resumption."""
 
 
-def flat_keys(tree, prefix: str = "") -> dict:
+def flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
         out = {}
         for key, value in tree.items():
@@ -47,7 +49,7 @@ def config_differences(stored: dict, current: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if not free(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
 
 
-def prepare_run_dir(cfg, output_dir: Path):
+def prepare_run_dir(cfg: Any, output_dir: Path) -> xr.Dataset | None:
     """Check a run directory before a (re)run: refuse a different config; return a finished Dataset or None.
 
     The config of the run is kept in ``checkpoint/config.yaml`` while it runs, and in
@@ -77,7 +79,7 @@ def prepare_run_dir(cfg, output_dir: Path):
 
 
 
-def prepare_run_dir_together(cfg, output_dir: Path, rank: int, n_processes: int):
+def prepare_run_dir_together(cfg: Any, output_dir: Path, rank: int, n_processes: int) -> tuple[xr.Dataset | None, bool]:
     """:func:`prepare_run_dir` on process 0, its verdict on all: ``(finished Dataset or None, finished?)``.
 
     A refused directory stops every process (exit 2), not only process 0, so none waits for the others.

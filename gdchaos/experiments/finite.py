@@ -8,6 +8,8 @@ conf/perturbation/box.yaml).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -40,14 +42,14 @@ log = logging.getLogger("gdchaos.sweep")
 def finite_sweep(
     task: Task,
     *,
-    eta,
-    eps=(1e-8,),
+    eta: Sequence[float],
+    eps: Sequence[float] | float = (1e-8,),
     n_ic: int = 50,
     n_perturb: int = 5,
     steps: int = 1000,
     seed: int = 0,
-    starts=DEFAULT_STARTS,
-    lengths=DEFAULT_LENGTHS,
+    starts: Sequence[int] = DEFAULT_STARTS,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
     min_r2: float = 0.9,
     min_exponent: float = 0.05,
     estimator: str = "window",
@@ -57,7 +59,7 @@ def finite_sweep(
     chunk: int = 100,
     progress: bool = True,
     attrs: dict | None = None,
-    checkpoint=None,
+    checkpoint: str | Path | None = None,
     ic_slice: int | str | None = "auto",
 ) -> xr.Dataset:
     """Finite network Lyapunov exponents, ρ and ⟨τ⟩ over an (η, ε) grid, as a Dataset.
@@ -120,6 +122,7 @@ def finite_sweep(
         "seed": seed,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
+        "analysis": "finite",
         **(attrs or {}),
     }
     return to_dataset(result, by_estimator[estimator], tau, meta, by_estimator)

@@ -138,7 +138,7 @@ def load_plugins(modules: Sequence[str] | None) -> None:
 def infer_analysis_name(ds: Any) -> str | None:
     """The built-in analysis whose variables ``ds`` holds (for Datasets without an ``analysis`` attribute), or None."""
     has = lambda name: name in ds
-    if has("distance"):
+    if has("distance") or has("exponent"):
         return "both" if has("tangent_exponents") else "finite"
     return "tangent" if has("tangent_exponents") else "sharpness" if has("sharpness") else None
 

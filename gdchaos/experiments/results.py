@@ -40,10 +40,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gdchaos.engine.ensemble import AXES, EnsembleResult
-from gdchaos.core.precision import nan_mean, nan_std
+from gdchaos.analyses.curvature.tracking import SharpnessResult
 from gdchaos.analyses.lyapunov.finite import FiniteExponents, phase, summarize_exponents
+from gdchaos.analyses.lyapunov.tangent_ensemble import TangentResult
 from gdchaos.analyses.training_time import summarize_tau
+from gdchaos.core.precision import nan_mean, nan_std
+from gdchaos.engine.ensemble import AXES, EnsembleResult
 
 RESULTS_FILE = "results.nc"
 FORMAT = "gdchaos-results"
@@ -173,7 +175,7 @@ def _describe(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
+def tangent_dataset(result: TangentResult, attrs: dict | None = None) -> xr.Dataset:
     """Dataset of a :class:`~gdchaos.analyses.lyapunov.tangent_ensemble.TangentResult`.
 
     Variables: ``tangent_exponents`` (eta, ic, index), sorted descending; ``tangent_loss``,
@@ -210,7 +212,7 @@ def tangent_dataset(result, attrs: dict | None = None) -> xr.Dataset:
     return ds
 
 
-def sharpness_dataset(result, attrs: dict | None = None) -> xr.Dataset:
+def sharpness_dataset(result: SharpnessResult, attrs: dict | None = None) -> xr.Dataset:
     """Dataset of a :class:`~gdchaos.analyses.curvature.tracking.SharpnessResult`.
 
     Variables over (eta, ic, time): ``sharpness`` (λ_max), ``n_positive`` (λ > tol),

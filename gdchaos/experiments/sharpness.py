@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -29,7 +31,7 @@ log = logging.getLogger("gdchaos.sweep")
 def sharpness_sweep(
     task: Task,
     *,
-    eta,
+    eta: Sequence[float],
     n_ic: int = 5,
     steps: int = 2000,
     every: int = 20,
@@ -41,7 +43,7 @@ def sharpness_sweep(
     chunk: int = 10,
     progress: bool = True,
     attrs: dict | None = None,
-    checkpoint=None,
+    checkpoint: str | Path | None = None,
 ) -> xr.Dataset:
     """Sharpness and curvature of the full-batch training loss along training, over η × ``n_ic``, as a Dataset.
 
@@ -77,7 +79,7 @@ def sharpness_sweep(
         progress=progress,
         checkpoint=checkpoint,
     )
-    meta = {**provenance(), "task": task.name, "seed": seed, "sharpness_every": every, **(attrs or {})}
+    meta = {**provenance(), "task": task.name, "seed": seed, "sharpness_every": every, "analysis": "sharpness", **(attrs or {})}
     return sharpness_dataset(result, meta)
 
 

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,7 +30,7 @@ log = logging.getLogger("gdchaos.sweep")
 def tangent_sweep(
     task: Task,
     *,
-    eta,
+    eta: Sequence[float],
     n_ic: int = 50,
     steps: int = 1000,
     seed: int = 0,
@@ -38,7 +40,7 @@ def tangent_sweep(
     chunk: int = 100,
     progress: bool = True,
     attrs: dict | None = None,
-    checkpoint=None,
+    checkpoint: str | Path | None = None,
 ) -> xr.Dataset:
     """Top-k tangent Lyapunov exponents over an η grid × ``n_ic`` initial conditions, as a Dataset.
 
@@ -67,7 +69,7 @@ def tangent_sweep(
         progress=progress,
         checkpoint=checkpoint,
     )
-    meta = {**provenance(), "task": task.name, "seed": seed, **(attrs or {})}
+    meta = {**provenance(), "task": task.name, "seed": seed, "analysis": "tangent", **(attrs or {})}
     return tangent_dataset(result, meta)
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from gdchaos.analyses.training_time import DEFAULT_TARGETS
 from gdchaos.core import data as data_lib
 from gdchaos.core.data import Dataset
 from gdchaos.core.errors import check
 from gdchaos.core.losses import accuracy, get_loss
 from gdchaos.core.maps import TrainingMap, from_optax, supervised_loss
 from gdchaos.core.models import Model, cnn, mlp
-from gdchaos.analyses.training_time import DEFAULT_TARGETS
 from gdchaos.experiments.optimizers import optimizer
 
 MODEL_KINDS = ("mlp", "cnn")
@@ -52,7 +53,7 @@ def wants_images(model_cfg: dict) -> bool:
     return dict(model_cfg).get("kind", "mlp") in IMAGE_MODELS
 
 
-def build_model(cfg: dict, input_shape, n_out: int) -> tuple[Model, str]:
+def build_model(cfg: dict, input_shape: int | Sequence[int], n_out: int) -> tuple[Model, str]:
     """Model and its label from a config dict (as in ``conf/model``).
 
     ``kind: mlp``: ``hidden`` widths (an entry ``input`` means the input size, for square

@@ -14,7 +14,8 @@ import jax
 import numpy as np
 
 from gdchaos.core.errors import check
-from gdchaos.figures.sweep import _subplots
+from gdchaos.core.fit import line_fit
+from gdchaos.figures.base import subplots
 
 
 def _leaf_name(path) -> str:
@@ -42,7 +43,7 @@ def plot_ablation(importance, *, title: str = "", relative: bool = False):
 
     panels = [(name, leaf) for name, leaf in _named_leaves(importance) if leaf.ndim == 2]
     check(bool(panels), "importance has no 2-D leaves (kernels) to draw; pass the result of ablation_importance")
-    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True, squeeze=False)
     for ax, (name, leaf) in zip(axes[0], panels):
         m = leaf.T
         finite = m[np.isfinite(m)]
@@ -71,7 +72,7 @@ def plot_displacement(displacement, *, title: str = ""):
         >>> fig.axes[0].get_xlabel()
         'displacement Δw = |w(T) − w(0)| / |w(0)|'
     """
-    fig, ax = _subplots(figsize=(5.2, 4.2), constrained_layout=True)
+    fig, ax = subplots(figsize=(5.2, 4.2), constrained_layout=True)
     rel = dict(_named_leaves(displacement.relative))
     path = dict(_named_leaves(displacement.path_length))
     for i, name in enumerate(rel):
@@ -107,7 +108,7 @@ def plot_regime_gallery(eta, trajectory, *, labels: dict | None = None, title: s
     eta = np.atleast_1d(np.asarray(eta, np.float64))
     loss, norm = np.asarray(trajectory.loss), np.asarray(trajectory.weight_norm)
     labels = labels or {}
-    fig, axes = _subplots(2, eta.size, figsize=(4.2 * eta.size, 6.0), constrained_layout=True, squeeze=False,
+    fig, axes = subplots(2, eta.size, figsize=(4.2 * eta.size, 6.0), constrained_layout=True, squeeze=False,
                              sharex="col")
     steps = np.arange(loss.shape[-1])
     for c, e in enumerate(eta):
@@ -140,7 +141,7 @@ def plot_acf(acf, band=None, *, title: str = "", level: float = 0.95):
     """
     acf = np.asarray(acf)
     lags = np.arange(acf.shape[-1])
-    fig, ax = _subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    fig, ax = subplots(figsize=(5.5, 3.6), constrained_layout=True)
     if band is not None:
         ax.fill_between(lags[1:], np.asarray(band.lower)[1:], np.asarray(band.upper)[1:], color="0.8",
                         label=f"{level:.0%} band of shuffled surrogates")
@@ -170,7 +171,7 @@ def plot_kantz(result, *, title: str = ""):
         3
     """
     r = result
-    fig, axes = _subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    fig, axes = subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     k = r.steps
     ax = axes[0]
     ax.plot(k, r.curve, "o-", color="k", ms=3, label="S(k)")
@@ -196,7 +197,7 @@ def plot_kantz(result, *, title: str = ""):
             s, n = r.point_start[i], r.point_length[i]
             kk = np.arange(s, s + n + 1)
             y = r.point_curves[i][kk]
-            slope, icpt = np.polyfit(kk, y, 1)
+            slope, icpt, _ = (float(v) for v in line_fit(kk, y))
             ax.plot(kk, icpt + slope * kk, "--", color=color, lw=1)
     ax.set_xlabel("k")
     ax.set_ylabel("s_n(k)")
@@ -233,7 +234,7 @@ def plot_post_learning(result, *, eta_index: int = 0, eps_index: int = 0, n_ic: 
     dist = np.asarray(result.records["distance"])[eta_index, eps_index]
     loss = np.asarray(result.records["loss"])[eta_index, eps_index]
     n = min(n_ic, dist.shape[0])
-    fig, axes = _subplots(1, n, figsize=(4.2 * n, 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = subplots(1, n, figsize=(4.2 * n, 3.6), constrained_layout=True, squeeze=False)
     t = result.t0 + np.arange(dist.shape[-1])
     for i, ax in enumerate(axes[0]):
         d = dist[i, 1:]

@@ -8,13 +8,14 @@ A figure function called directly loads pyplot on first use and returns a pyplot
 figure under *your* backend (``plt.show()``, notebooks' inline display and
 ``fig.savefig`` work as usual). :func:`save_all` (the sweep CLI's figure writer)
 draws pyplot-free ``matplotlib.figure.Figure`` objects on an Agg canvas instead:
-no GUI, no figure registry, no global state, whatever the backend.
+no GUI, no figure registry, no global state, whatever the backend (the shared
+machinery of :mod:`gdchaos.figures.base`).
 
 Example:
     >>> import matplotlib, tempfile
     >>> backend = matplotlib.get_backend()
-    >>> with _for_files():
-    ...     fig, ax = _subplots(figsize=(2, 2))
+    >>> with for_files():
+    ...     fig, ax = subplots(figsize=(2, 2))
     >>> fig.canvas.manager is None, type(fig.canvas).__name__
     (True, 'FigureCanvasAgg')
     >>> [p.name for p in write_figures({"a.png": fig}, tempfile.mkdtemp())]
@@ -25,57 +26,18 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gdchaos.core.precision import nan_mean
+from gdchaos.figures.base import eta_axis, for_files, subplots, write_figures  # noqa: F401 (write_figures: re-exported)
 
 if TYPE_CHECKING:
     import xarray as xr
 
-_FOR_FILES = contextvars.ContextVar("gdchaos_figures_for_files", default=False)
-_GRID_KEYS = frozenset({"sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw"})
-
-
-@contextlib.contextmanager
-def _for_files():
-    """Within this block :func:`_subplots` draws pyplot-free Agg figures (figures only written to files)."""
-    token = _FOR_FILES.set(True)
-    try:
-        yield
-    finally:
-        _FOR_FILES.reset(token)
-
-
-def _agg_subplots(nrows: int = 1, ncols: int = 1, **kwargs):
-    """``plt.subplots`` without pyplot: a bare ``Figure`` on an Agg canvas (no backend, no GUI, no registry)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    grid = {k: kwargs.pop(k) for k in list(kwargs) if k in _GRID_KEYS}
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, **grid)
-
-
-def _subplots(nrows: int = 1, ncols: int = 1, **kwargs):
-    """``(fig, axes)``: a pyplot figure (pyplot imported now) for the caller, an Agg one inside :func:`_for_files`."""
-    if _FOR_FILES.get():
-        return _agg_subplots(nrows, ncols, **kwargs)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(nrows, ncols, **kwargs)
-
-
-def _eta_axis(ax, eta):
-    eta = np.asarray(eta)
-    if eta.size > 1 and eta.min() > 0 and eta.max() / eta.min() > 100:
-        ax.set_xscale("log")
-    ax.set_xlabel("learning rate η")
+# the former private names, still used by gdchaos.figures.diagnostics and tests/test_paper_definitions.py
+_for_files, _subplots = for_files, subplots
 
 
 def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
@@ -96,7 +58,7 @@ def summary_figure(ds: xr.Dataset):
     over all ICs, never-reached ones counted as the number of updates run (a lower
     bound, ``tau_mean``); the dashed line averages only those that reached the target.
     """
-    fig, axes = _subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
+    fig, axes = subplots(1, 3, figsize=(14, 4), constrained_layout=True, sharex=True)
     steps = ds.sizes.get("step")
     for eps in ds.eps.values:
         s = ds.sel(eps=eps)
@@ -127,7 +89,7 @@ def summary_figure(ds: xr.Dataset):
     target = ds.attrs.get("accuracy_target", "target")
     axes[2].set_ylabel(f"⟨τ⟩  (updates to test accuracy ≥ {target})")
     for ax in axes:
-        _eta_axis(ax, ds.eta)
+        eta_axis(ax, ds.eta)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[2].legend(fontsize=7)
@@ -158,7 +120,7 @@ def lambda_eps_figure(ds: xr.Dataset):
     Solid: the window fit (best-R² slope); dashed: the ratio from t = 0 (the papers' Eq. 3).
     Medians are over the kept initial conditions.
     """
-    fig, axes = _subplots(1, 3, figsize=(15, 4), constrained_layout=True, sharex=True)
+    fig, axes = subplots(1, 3, figsize=(15, 4), constrained_layout=True, sharex=True)
     eps = ds.eps.values
     styles = {"window": dict(ls="-", marker="o"), "ratio": dict(ls="--", marker="s", mfc="none")}
     for i, eta in enumerate(ds.eta.values):
@@ -187,7 +149,7 @@ def lambda_eps_figure(ds: xr.Dataset):
 
 
 def _per_eta_grid(ds: xr.Dataset, etas, ylabel: str, draw, has_eps: bool = True):
-    fig, axes = _subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = subplots(1, len(etas), figsize=(4 * len(etas), 3.6), constrained_layout=True, squeeze=False)
     for ax, eta in zip(axes[0], etas):
         s = ds.sel(eta=eta, method="nearest")
         draw(ax, s.isel(eps=0) if has_eps else s)
@@ -238,7 +200,7 @@ def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
 def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
     """P(Λ) of the kept finite exponents, one histogram per η (first ε)."""
     etas = etas or [float(e) for e in ds.eta.values if ds.sel(eta=e).n_kept.isel(eps=0) > 0][-4:]
-    fig, ax = _subplots(figsize=(6, 4), constrained_layout=True)
+    fig, ax = subplots(figsize=(6, 4), constrained_layout=True)
     for eta in etas:
         s = ds.sel(eta=eta, method="nearest").isel(eps=0)
         lam = s.exponent.values[s.kept.values.astype(bool)]
@@ -254,7 +216,7 @@ def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
 
 def tangent_figure(ds: xr.Dataset):
     """Tangent λ_max(η) ± std over ICs (with finite-ε λ_nMLE if present) and the spectrum per η."""
-    fig, (ax0, ax1) = _subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (ax0, ax1) = subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     ax0.errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D", color="k",
                  capsize=3, label="tangent λ_max (ε → 0)")
     if "lambda_nmle" in ds:
@@ -273,7 +235,7 @@ def tangent_figure(ds: xr.Dataset):
         twin.legend(fontsize=8, loc="lower right")
     ax0.axhline(0.0, color="gray", lw=0.8)
     ax0.set_ylabel("Lyapunov exponent (nat / update)")
-    _eta_axis(ax0, ds.eta)
+    eta_axis(ax0, ds.eta)
     ax0.legend(fontsize=8)
     ax0.grid(alpha=0.3)
     for eta in pick_eta(ds, 5):
@@ -315,7 +277,7 @@ def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
     etas = etas or [float(e) for e in ds.eta.values][:8]
     ncol = min(4, len(etas))
     nrow = -(-len(etas) // ncol)
-    fig, axes = _subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow), constrained_layout=True, squeeze=False)
+    fig, axes = subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow), constrained_layout=True, squeeze=False)
     t = ds.time_step.values
     for ax, eta in zip(axes.flat, etas):
         s = ds.sel(eta=eta, method="nearest")
@@ -354,7 +316,7 @@ def curvature_figure(ds: xr.Dataset, etas=None):
     etas = etas or [float(e) for e in ds.eta.values][:8]
     has_flat = "n_flat" in ds
     panels = ["n_chaotic", "n_flat", "n_negative"] if has_flat else ["n_chaotic", "n_negative"]
-    fig, axes = _subplots(1, len(panels) + 1, figsize=(4.7 * (len(panels) + 1), 3.8), constrained_layout=True)
+    fig, axes = subplots(1, len(panels) + 1, figsize=(4.7 * (len(panels) + 1), 3.8), constrained_layout=True)
     t = ds.time_step.values
     total = ds.n_positive + ds.n_negative + (ds.n_flat if has_flat else 0)
     n = float(total.max()) if np.isfinite(float(total.max())) else 0.0
@@ -381,51 +343,24 @@ def curvature_figure(ds: xr.Dataset, etas=None):
     return fig
 
 
-def save_all(ds: xr.Dataset, directory: str | Path, etas=None) -> list[Path]:
-    """Write the figures the Dataset supports into ``directory``.
-
-    Finite-ε results: summary.png, distance.png, loss.png, lambda_hist.png, and
-    lambda_eps.png when the run has two or more ε values. Tangent
-    results: tangent.png, ftle.png. Curvature tracking: sharpness.png, curvature.png.
-    The figures are pyplot-free Agg figures: pyplot is not loaded and the backend is untouched.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with np.errstate(over="ignore", invalid="ignore"), _for_files():  # log axes over losses near overflow
-        return _save(ds, directory, etas)
-
-
-def write_figures(figures: dict, directory: str | Path, dpi: int = 120) -> list[Path]:
-    """Save each ``{file name: Figure}`` into ``directory`` (created), close it, return the paths.
-
-    A pyplot figure is closed through pyplot; a pyplot-free one needs no closing.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, fig in figures.items():
-        fig.savefig(directory / name, dpi=dpi)
-        if getattr(fig.canvas, "manager", None) is not None:  # registered with pyplot, so pyplot is loaded
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        paths.append(directory / name)
-    return paths
+def finite_figures(ds: xr.Dataset, etas=None) -> dict:
+    """The finite-ε analysis's figures: summary, distance, loss, lambda_hist, and lambda_eps with two or more ε."""
+    figures = {
+        "summary.png": summary_figure(ds),
+        "distance.png": distance_figure(ds, etas),
+        "loss.png": loss_figure(ds, etas),
+        "lambda_hist.png": exponent_histogram(ds),
+    }
+    if ds.sizes.get("eps", 0) >= 2 and "lambda_nmle_window" in ds:
+        figures["lambda_eps.png"] = lambda_eps_figure(ds)
+    return figures
 
 
-def _save(ds: xr.Dataset, directory: Path, etas) -> list[Path]:
-    figures = {}
-    if "distance" in ds:
-        figures.update({
-            "summary.png": summary_figure(ds),
-            "distance.png": distance_figure(ds, etas),
-            "loss.png": loss_figure(ds, etas),
-            "lambda_hist.png": exponent_histogram(ds),
-        })
-        if ds.sizes.get("eps", 0) >= 2 and "lambda_nmle_window" in ds:
-            figures["lambda_eps.png"] = lambda_eps_figure(ds)
-    if "tangent_exponents" in ds:
-        figures.update({"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)})
-    if "sharpness" in ds:
-        figures.update({"sharpness.png": sharpness_figure(ds, etas), "curvature.png": curvature_figure(ds, etas)})
-    return write_figures(figures, directory)
+def tangent_figures(ds: xr.Dataset, etas=None) -> dict:
+    """The tangent analysis's figures: tangent (spectrum vs η) and ftle (running exponents)."""
+    return {"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)}
+
+
+def sharpness_figures(ds: xr.Dataset, etas=None) -> dict:
+    """The sharpness analysis's figures: sharpness (vs 2/η) and curvature (direction counts, overlaps)."""
+    return {"sharpness.png": sharpness_figure(ds, etas), "curvature.png": curvature_figure(ds, etas)}
