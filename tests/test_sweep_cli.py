@@ -71,7 +71,6 @@ def compose_with(*overrides):
         ("n_perturb=0", "n_perturb must be an integer >= 1"),
         ("model.activation=swish", "unknown model.activation"),
         ("steps=100", "raise steps to >= 201"),
-        ("analysis=magic", "analysis/magic"),
     ],
 )
 def test_bad_inputs_are_config_errors_that_say_the_fix(override, message):

@@ -25,14 +25,16 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.analyses.curvature.eigen import _check_int, hessian_eigs
-from gdchaos.core.errors import check
+from gdchaos.analyses.curvature.eigen import bottom_hessian_eigenpairs, top_hessian_eigenpairs
+from gdchaos.core.errors import check, check_int
 from gdchaos.core.maps import TrainingMap
 from gdchaos.core.perturb import DISTANCES, require_resolvable
+from gdchaos.core.tree import PyTree, ravel_rows, tree_l1_norm, tree_l2_norm, unravel_rows
 
-Params = Any
+Params = PyTree
 
 NORMS = ("l2", "l1")
 STRATEGIES = ("max_chaotic", "chaotic", "random", "nonchaotic", "max_nonchaotic")
@@ -42,21 +44,21 @@ def _check_norm(norm: str) -> None:
     check(norm in NORMS, f"norm must be one of {list(NORMS)}; got {norm!r}")
 
 
-def tree_norm(tree, norm: str = "l2") -> jax.Array:
+def tree_norm(tree: PyTree, norm: str = "l2") -> jax.Array:
     """‖tree‖ over all leaves: ``"l2"`` (√Σx²) or ``"l1"`` (Σ|x|)."""
     _check_norm(norm)
     return _tree_norm(tree, norm)
 
 
+_TREE_NORMS = {"l2": tree_l2_norm, "l1": tree_l1_norm}
+
+
 @functools.partial(jax.jit, static_argnums=1)
 def _tree_norm(tree, norm):
-    leaves = jax.tree.leaves(tree)
-    if norm == "l1":
-        return sum(jnp.sum(jnp.abs(x)) for x in leaves)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+    return _TREE_NORMS[norm](tree)
 
 
-def scale_to_norm(direction: Params, eps, norm: str = "l2") -> Params:
+def scale_to_norm(direction: Params, eps: ArrayLike, norm: str = "l2") -> Params:
     """ε d / ‖d‖ for one direction pytree (a zero direction stays zero).
 
     Example:
@@ -75,7 +77,7 @@ def _scale(direction, eps, norm):
     return jax.tree.map(lambda d: (scale * d).astype(d.dtype), direction)
 
 
-def perturb_along(params: Params, directions: Params, eps, *, norm: str = "l2") -> Params:
+def perturb_along(params: Params, directions: Params, eps: ArrayLike, *, norm: str = "l2") -> Params:
     """Members θ + ε d_i/‖d_i‖, one per row of ``directions`` (pytree shaped like ``params`` with a leading axis).
 
     Returns a pytree with the same leading axis. ``eps`` may be traced; a concrete ``eps``
@@ -108,7 +110,7 @@ def random_directions(key: jax.Array, params: Params, k: int) -> Params:
         >>> random_directions(jax.random.key(0), {"w": jnp.zeros((2, 3))}, 4)["w"].shape
         (4, 2, 3)
     """
-    return _random_directions(key, params, _check_int("k", k, 1))
+    return _random_directions(key, params, check_int("k", k, 1))
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -124,7 +126,7 @@ def hessian_directions(
     *,
     which: str = "top",
     num_iters: int | None = None,
-    key=None,
+    key: jax.Array | None = None,
 ) -> Params:
     """The k top (largest λ first) or bottom (smallest first) Hessian eigenvectors by Lanczos, leading axis k.
 
@@ -135,7 +137,9 @@ def hessian_directions(
         >>> [round(abs(float(v)), 4) for v in d[0]]
         [0.0, 1.0, 0.0]
     """
-    return hessian_eigs(loss, params, k, which=which, num_iters=num_iters, key=key).vectors
+    check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
+    eigenpairs = top_hessian_eigenpairs if which == "top" else bottom_hessian_eigenpairs
+    return eigenpairs(loss, params, k, num_iters=num_iters, key=key).vectors
 
 
 def _params_part(basis):
@@ -144,7 +148,7 @@ def _params_part(basis):
     return basis.params if hasattr(basis, "params") else basis
 
 
-def lyapunov_directions(basis, k: int = 1, *, which: str = "top") -> Params:
+def lyapunov_directions(basis: Any, k: int = 1, *, which: str = "top") -> Params:
     r"""Rows of a tangent basis: the first k (``"top"``, most expanding first) or the last k (``"bottom"``).
 
     ``"bottom"`` returns the most contracting vector first.
@@ -163,12 +167,12 @@ def lyapunov_directions(basis, k: int = 1, *, which: str = "top") -> Params:
     check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
     basis = _params_part(basis)
     rows = jax.tree.leaves(basis)[0].shape[0]
-    k = _check_int("k", k, 1, rows, "the number of basis vectors")
+    k = check_int("k", k, 1, rows, "the number of basis vectors")
     idx = np.arange(k) if which == "top" else np.arange(rows - 1, rows - 1 - k, -1)
     return jax.tree.map(lambda b: b[idx], basis)
 
 
-def subspace_directions(key: jax.Array, vectors: Params, mask, k: int) -> Params:
+def subspace_directions(key: jax.Array, vectors: Params, mask: ArrayLike, k: int) -> Params:
     r"""k random directions in the span of the rows of ``vectors`` selected by ``mask``: Σ_i c_i v_i, c_i ~ N(0, 1).
 
     Zero if no row is selected. Use the rows of a Lyapunov basis with positive exponents
@@ -180,18 +184,20 @@ def subspace_directions(key: jax.Array, vectors: Params, mask, k: int) -> Params
         >>> d.shape, d[:, 1].tolist()
         ((2, 3), [0.0, 0.0])
     """
-    return _subspace_directions(key, _params_part(vectors), mask, _check_int("k", k, 1))
+    return _subspace_directions(key, _params_part(vectors), mask, check_int("k", k, 1))
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _subspace_directions(key, vectors, mask, k):
-    rows = jax.vmap(lambda r: ravel_pytree(r)[0])(vectors)
+    rows = ravel_rows(vectors)
     _, unravel = ravel_pytree(jax.tree.map(lambda v: v[0], vectors))
     coef = jax.random.normal(key, (k, rows.shape[0]), rows.dtype) * jnp.asarray(mask, rows.dtype)
-    return jax.vmap(unravel)(coef @ rows)
+    return unravel_rows(unravel, coef @ rows)
 
 
-def lyapunov_strategies(key: jax.Array, basis, exponents, members: int = 2, *, params_like=None) -> dict[str, Params]:
+def lyapunov_strategies(
+    key: jax.Array, basis: Any, exponents: ArrayLike, members: int = 2, *, params_like: Params | None = None
+) -> dict[str, Params]:
     r"""herrmann2022's five perturbation strategies from a (full) tangent basis and its exponents.
 
     Returns ``{strategy: directions}`` with ``members`` directions each (leading axis):
@@ -206,7 +212,7 @@ def lyapunov_strategies(key: jax.Array, basis, exponents, members: int = 2, *, p
         >>> (s["max_chaotic"] + 0.0).tolist(), s["nonchaotic"][:, 0].tolist()  # + 0.0: no -0.0
         ([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], [0.0, 0.0])
     """
-    members = _check_int("members", members, 1)
+    members = check_int("members", members, 1)
     basis = _params_part(basis)
     lam = jnp.asarray(exponents)
     rows = jax.tree.leaves(basis)[0].shape[0]
@@ -231,13 +237,13 @@ def strategy_distances(
     tmap: TrainingMap,
     params: Params,
     directions: Mapping[str, Params],
-    eps,
+    eps: ArrayLike,
     hyper: dict,
     steps: int,
     *,
     norm: str = "l2",
     distance: str = "l2",
-    key=None,
+    key: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     r"""Distance curves d(t) = ‖θ_t(θ + δ) − θ_t(θ)‖ of each perturbation strategy, t = 0..steps.
 
@@ -269,7 +275,7 @@ def strategy_distances(
     _check_norm(norm)
     require_resolvable(eps, params)
     check(distance in DISTANCES, f"distance must be one of {sorted(DISTANCES)}; got {distance!r}")
-    steps = _check_int("steps", steps, 1)
+    steps = check_int("steps", steps, 1)
     check(len(directions) > 0, "directions is empty; give at least one {name: directions} entry")
     names = list(directions)
     counts = {name: jax.tree.leaves(directions[name])[0].shape[0] for name in names}

@@ -65,10 +65,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 from jax.scipy.special import erf
 
+from gdchaos.core import losses, maps
 from gdchaos.core.errors import check
+from gdchaos.core.fit import line_fit
+from gdchaos.core.data.dataset import Dataset
 from gdchaos.core.models import Model
+from gdchaos.core.precision import default_float
+from gdchaos.core.tree import PyTree
 
 # --------------------------------------------------------------------------- Gaussian averages
 
@@ -89,8 +95,6 @@ def _nodes():
 
 
 def _float(x):
-    from gdchaos.core.precision import default_float
-
     return jnp.asarray(x, default_float())
 
 
@@ -118,7 +122,7 @@ def _averages(a, b):
     return jnp.where(b > 1, in_u, in_z)
 
 
-def gaussian_averages(a, b):
+def gaussian_averages(a: ArrayLike, b: ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]:
     r"""(∫Dz tanh, ∫Dz tanh², ∫Dz sech⁴) of a + b z, z ~ N(0, 1), b ≥ 0; elementwise over a, b.
 
     Example:
@@ -184,7 +188,7 @@ def _mean_field(j0, j, iterations: int, newton: int):
     return mu.reshape(shape), q0.reshape(shape), chi.reshape(shape)
 
 
-def mean_field(j0, j, *, iterations: int = 50, newton: int = 12) -> MeanField:
+def mean_field(j0: ArrayLike, j: ArrayLike, *, iterations: int = 50, newton: int = 12) -> MeanField:
     r"""Solve μ = ∫Dz tanh(J0μ + J√q0 z), q0 = ∫Dz tanh²(·) and return χ = J² ∫Dz sech⁴(·).
 
     Plain fixed-point iteration from (μ, q0) = (1, 1) (μ = 0 if J0 = 0) picks the
@@ -202,7 +206,7 @@ def mean_field(j0, j, *, iterations: int = 50, newton: int = 12) -> MeanField:
     return MeanField(*_mean_field(j0, j, int(iterations), int(newton)))
 
 
-def chaos_criterion(j0, j) -> jax.Array:
+def chaos_criterion(j0: ArrayLike, j: ArrayLike) -> jax.Array:
     """χ(J0, J) = J² ∫Dz sech⁴(J0 μ + J √q0 z) of eq. 3 (> 1: chaotic). See :func:`mean_field`.
 
     Example:
@@ -235,7 +239,7 @@ def _boundary(ratio, j_min, j_max, bisections: int, iterations: int, newton: int
 
 
 def chaos_boundary(
-    ratio, *, j_min: float = 0.05, j_max: float = 1e4, bisections: int = 40, iterations: int = 50, newton: int = 12
+    ratio: ArrayLike, *, j_min: float = 0.05, j_max: float = 1e4, bisections: int = 40, iterations: int = 50, newton: int = 12
 ) -> jax.Array:
     r"""1/J on the mean-field edge of chaos χ(J0, J) = 1 for each J0/J in ``ratio`` (the paper's Fig. 1b axes).
 
@@ -262,7 +266,7 @@ def chaos_boundary(
 # --------------------------------------------------------------------------- random couplings and the map
 
 
-def random_coupling(key, n: int, j0: float, j: float, dtype=None):
+def random_coupling(key: jax.Array, n: int, j0: float, j: float, dtype: DTypeLike | None = None) -> jax.Array:
     """W = J0/N + (J/√N) z with z_ij ~ N(0, 1): an (n, n) coupling matrix.
 
     Example:
@@ -271,14 +275,12 @@ def random_coupling(key, n: int, j0: float, j: float, dtype=None):
         (4, 4)
     """
     check(isinstance(n, (int, np.integer)) and n >= 2, f"n must be an integer >= 2; got {n!r}")
-    from gdchaos.core.precision import default_float
-
     dtype = dtype or default_float()
     z = jax.random.normal(key, (n, n), dtype)
     return (j0 / n + j / jnp.sqrt(n) * z).astype(dtype)
 
 
-def estimate_j0_j(w) -> tuple[jax.Array, jax.Array]:
+def estimate_j0_j(w: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """J0 = N·mean(W), J = √N·std(W) of a square (N, N) weight matrix (or a batch ``(..., N, N)``).
 
     Example:
@@ -294,7 +296,7 @@ def estimate_j0_j(w) -> tuple[jax.Array, jax.Array]:
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "average"))
-def asymptotic_state(w, x0, steps: int = 200, average: int = 50):
+def asymptotic_state(w: ArrayLike, x0: ArrayLike, steps: int = 200, average: int = 50) -> jax.Array:
     """Mean μ_i of x_t over the last ``average`` of ``steps`` iterations of x ↦ tanh(W x) from ``x0``.
 
     Example (ordered: the attractor is x* = 0):
@@ -314,7 +316,7 @@ def asymptotic_state(w, x0, steps: int = 200, average: int = 50):
     return jnp.mean(xs, axis=0)
 
 
-def jacobian_norm(w, x_star):
+def jacobian_norm(w: ArrayLike, x_star: ArrayLike) -> jax.Array:
     r"""(1/√N)‖J*‖_F with J* = diag(sech²(W x*)) W the Jacobian of x ↦ tanh(W x) at x* (eq. 1, A4).
 
     Example (at x* = 0 it is ‖W‖_F/√N, i.e. ≈ J for J0 = 0):
@@ -358,9 +360,13 @@ class PhaseHeatmap(NamedTuple):
     lyapunov_per_draw: jax.Array
 
 
-def _draws(key, n: int, draws: int, dtype):
-    """Per draw: standardized couplings z (mean 0, variance 1 over its N² entries, so N·mean(W) = J0 and
-    √N·std(W) = J exactly), start x0 ~ N(0, I), unit-variance perturbation direction ξ and tangent seed v0."""
+def heatmap_draws(key: jax.Array, n: int, draws: int, dtype: DTypeLike) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The random draws of :func:`separation_heatmap` for ``key``: ``(z, x0, ξ, v0)``, each with a leading draw axis.
+
+    Per draw: standardized couplings z (mean 0, variance 1 over its N² entries, so N·mean(W) = J0 and
+    √N·std(W) = J exactly), start x0 ~ N(0, I), unit-variance perturbation direction ξ and tangent seed v0.
+    Every cell of the heatmap uses the same draws, so a reference computation can reproduce any cell.
+    """
     kz, kx, kd, kv = jax.random.split(key, 4)
     z = jax.random.normal(kz, (draws, n, n), dtype)
     z = z - jnp.mean(z, axis=(1, 2), keepdims=True)
@@ -374,7 +380,7 @@ def _heatmap(ratio, inv_j, key, perturbation, n: int, draws: int, steps: int, av
     dtype = ratio.dtype
     j = jnp.broadcast_to(1 / inv_j[:, None], (inv_j.size, ratio.size))
     j0 = ratio[None, :] * j
-    z, x0, dx, v0 = _draws(key, n, draws, dtype)
+    z, x0, dx, v0 = heatmap_draws(key, n, draws, dtype)
     dx = perturbation * dx
     tiny = jnp.finfo(dtype).tiny
     lyap_start = steps // 2  # the exponent averages the log-stretches of steps lyap_start + 1, ..., steps
@@ -408,9 +414,9 @@ def _heatmap(ratio, inv_j, key, perturbation, n: int, draws: int, steps: int, av
 
 
 def separation_heatmap(
-    ratio,
-    inv_j,
-    key=None,
+    ratio: ArrayLike,
+    inv_j: ArrayLike,
+    key: jax.Array | None = None,
     *,
     n: int = 100,
     draws: int = 3,
@@ -477,7 +483,7 @@ class Edge(NamedTuple):
     status: np.ndarray
 
 
-def locate_edge(inv_j, values, threshold: float = 0.0) -> Edge:
+def locate_edge(inv_j: ArrayLike, values: ArrayLike, threshold: float = 0.0) -> Edge:
     r"""Per column, 1/J where ``values`` (< ``threshold`` in the ordered phase, large 1/J) first reaches ``threshold``.
 
     Scanning 1/J downward from its largest grid value, let a (at 1/J = u_a) be the last
@@ -538,7 +544,7 @@ class EdgeComparison(NamedTuple):
     summary: dict
 
 
-def compare_edges(ratio, numerical, mean_field, inv_j_range) -> EdgeComparison:
+def compare_edges(ratio: ArrayLike, numerical: ArrayLike, mean_field: ArrayLike, inv_j_range: tuple[float, float]) -> EdgeComparison:
     r"""Per-column distance |u_num − u_mf| between two edges in 1/J, summarized for J0/J ≤ 1, |J0/J| < 1 and > 1.
 
     Example:
@@ -587,8 +593,6 @@ def square_tanh_net(n: int, n_classes: int, j0: float = 0.0, j: float = 0.5) -> 
     """
     check(n >= 2 and n_classes >= 2, f"need n >= 2 and n_classes >= 2; got n={n}, n_classes={n_classes}")
     check(j > 0, f"initial J must be > 0; got {j}")
-    from gdchaos.core.precision import default_float
-
     def init(key):
         dtype = default_float()
         k1, k2 = jax.random.split(key)
@@ -609,7 +613,7 @@ def _square_apply(params, x):
     return h @ params["layer1"]["kernel"] + params["layer1"]["bias"]
 
 
-def hidden_matrix(params, layer: str = "layer0"):
+def hidden_matrix(params: PyTree, layer: str = "layer0") -> jax.Array:
     """W of the hidden map x ↦ tanh(W x): the transpose of ``params[layer]["kernel"]``."""
     return params[layer]["kernel"].T
 
@@ -636,7 +640,7 @@ class Tracking(NamedTuple):
 
 
 def track_training(
-    data,
+    data: Dataset,
     *,
     epochs: int = 20,
     eta: float = 0.05,
@@ -645,7 +649,7 @@ def track_training(
     weight_decay: float = 0.0,
     j0_init: float = 0.0,
     j_init: float = 0.5,
-    key=None,
+    key: jax.Array | None = None,
     model: Model | None = None,
     layer: str = "layer0",
 ) -> Tracking:
@@ -677,8 +681,6 @@ def track_training(
     check(0 <= momentum < 1, f"momentum must be in [0, 1); got {momentum}")
     check(weight_decay >= 0, f"weight_decay must be >= 0; got {weight_decay}")
     data = data.flatten()
-    from gdchaos.core.precision import default_float
-
     dtype = default_float()
     x, y = jnp.asarray(data.x_train, dtype), jnp.asarray(data.y_train)
     xt, yt = jnp.asarray(data.x_test, dtype), jnp.asarray(data.y_test)
@@ -703,8 +705,6 @@ def track_training(
 
 
 def _record(apply, layer, params, x, y, xt, yt, probe):
-    from gdchaos.core import losses
-
     w = hidden_matrix(params, layer)
     j0, j = estimate_j0_j(w)
     jn = jacobian_norm(w, asymptotic_state(w, probe))
@@ -716,9 +716,6 @@ def _record(apply, layer, params, x, y, xt, yt, probe):
 @functools.partial(jax.jit, static_argnames=("apply", "layer", "epochs", "batch_size"))
 def _train(params, key, hyper, x, y, xt, yt, probe, *, apply, layer, epochs, batch_size) -> Tracking:
     """One compiled program per (model, layer, epochs, batch size, data shapes); η, α, λ are arguments."""
-    from gdchaos.core import losses
-    from gdchaos.core import maps
-
     # β only seeds the optimizer state; hyper["momentum"] sets α at every step
     tmap = maps.momentum(maps.supervised_loss(apply, losses.cross_entropy), x, y, beta=0.5, batch_size=batch_size)
     steps_per_epoch = x.shape[0] // batch_size
@@ -759,7 +756,7 @@ class Growth(NamedTuple):
     weight_decay: jax.Array
 
 
-def scale_factor(eta, momentum, batch_size):
+def scale_factor(eta: ArrayLike, momentum: float, batch_size: int) -> ArrayLike:
     """The scale factor η/((1 − α)B) of eq. 5.
 
     Example:
@@ -771,7 +768,7 @@ def scale_factor(eta, momentum, batch_size):
     return eta / ((1 - momentum) * batch_size)
 
 
-def fit_growth(epoch, j2, max_j2: float = 1.0):
+def fit_growth(epoch: ArrayLike, j2: ArrayLike, max_j2: float = 1.0) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Least-squares A, C of J² = A·epoch + C over the points with J² < ``max_j2`` (the ordered phase).
 
     Returns ``(A, C, n_points)``; A and C are NaN with fewer than two points.
@@ -783,16 +780,11 @@ def fit_growth(epoch, j2, max_j2: float = 1.0):
     """
     t, y = _float(epoch), _float(j2)
     use = jnp.isfinite(y) & (y < max_j2)
-    n = jnp.sum(use)
-    w = use.astype(t.dtype)
-    tm = jnp.sum(w * t) / jnp.maximum(n, 1)
-    ym = jnp.sum(w * y) / jnp.maximum(n, 1)
-    var = jnp.sum(w * (t - tm) ** 2)
-    slope = jnp.where((n >= 2) & (var > 0), jnp.sum(w * (t - tm) * jnp.where(use, y - ym, 0)) / jnp.where(var > 0, var, 1), jnp.nan)
-    return slope, ym - slope * tm, n
+    slope, intercept, _ = line_fit(t, y, use)
+    return slope, intercept, jnp.sum(use)
 
 
-def growth_constant(slope, eta, momentum, batch_size):
+def growth_constant(slope: ArrayLike, eta: ArrayLike, momentum: float, batch_size: int) -> ArrayLike:
     """D = A (1 − α) B / η, the data- and architecture-dependent constant of eq. 5.
 
     Example:
@@ -802,7 +794,7 @@ def growth_constant(slope, eta, momentum, batch_size):
     return slope / scale_factor(eta, momentum, batch_size)
 
 
-def optimal_weight_decay(d, n_train: int, j_star: float = 1.0):
+def optimal_weight_decay(d: ArrayLike, n_train: int, j_star: float = 1.0) -> ArrayLike:
     """λ* ≈ D/(4 S J*²) (eq. 9): the weight decay that holds J² at J*² (the edge of chaos for J* = 1).
 
     Equivalently A(1 − α)B/(4ηS J*²) (eq. 8).
@@ -816,12 +808,13 @@ def optimal_weight_decay(d, n_train: int, j_star: float = 1.0):
     return d / (4 * n_train * j_star**2)
 
 
-def analyze_growth(tracking: Tracking, eta, momentum, batch_size, n_train: int, j_star: float = 1.0,
+def analyze_growth(tracking: Tracking, eta: ArrayLike, momentum: float, batch_size: int, n_train: int, j_star: float = 1.0,
                    max_j2: float = 1.0) -> Growth:
     """Fit J² vs epoch of a :class:`Tracking` and derive the scale factor, D and λ*.
 
     Example:
-        >>> tr = Tracking(*(jnp.asarray(v) for v in ([0, 1, 2], [0., 0., 0.], [0.5, 0.6, 0.7], [0.5] * 3, [1.] * 3, [1.] * 3, [.5] * 3, [False] * 3)))
+        >>> tr = Tracking(*(jnp.asarray(v) for v in (
+        ...     [0, 1, 2], [0., 0., 0.], [0.5, 0.6, 0.7], [0.5] * 3, [1.] * 3, [1.] * 3, [.5] * 3, [False] * 3)))
         >>> g = analyze_growth(tr, eta=0.01, momentum=0.0, batch_size=32, n_train=1000)
         >>> round(float(g.slope), 4), g.scale_factor, round(float(g.d), 2), round(float(g.weight_decay), 4)
         (0.12, 0.0003125, 384.0, 0.096)

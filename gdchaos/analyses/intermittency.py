@@ -37,7 +37,8 @@ laminar phases whose mean length grows as (r_c − r)^(−1/2) (tests/test_inter
 Training: :func:`record_series` trains a :class:`~gdchaos.experiments.task.Task` over an η grid ×
 initial conditions in one compiled program (:func:`gdchaos.engine.ensemble.advance`) and records the
 loss and single weights per update; :func:`analyze` applies the detector and compares burst
-onsets of weights and loss. The Hydra app::
+onsets of weights and loss. The figures are in :mod:`gdchaos.figures.intermittency`; the Hydra
+app (:mod:`gdchaos.intermittency`)::
 
     python -m gdchaos.intermittency                       # Iris, η ∈ {1, 5, 10}, 8 ICs, 2000 updates
     python -m gdchaos.intermittency 'eta=[5]' n_ic=32 steps=5000 detector.rtol=1e-4
@@ -48,24 +49,21 @@ writes ``results.nc``, ``summary.csv`` (one row per η) and ``intermittency.png`
 from __future__ import annotations
 
 import functools
-import logging
 import math
-import os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.cli.app import hydra_app
 from gdchaos.core.errors import ConfigError, check
 
-log = logging.getLogger("gdchaos.analyses.intermittency")
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-RESULTS_FILE = "results.nc"
-SUMMARY_FILE = "summary.csv"
-FIGURE_FILE = "intermittency.png"
+    import pandas as pd
+    import xarray as xr
 
 REGIMES = ("constant", "periodic", "intermittent", "transient", "irregular", "nonfinite")
 """Regime names; :func:`regime` returns their indices."""
@@ -148,17 +146,8 @@ def _rms(x: np.ndarray) -> np.ndarray:
     return peak * np.sqrt(np.mean((x / unit[:, None]) ** 2, axis=1))
 
 
-def _number_arg(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}") from None
-    check(math.isfinite(v) and v >= 0, f"{name} must be a finite number >= 0; got {value!r}")
-    return v
-
-
 def detect_laminar(
-    x, *, p_max: int = 12, rtol: float = 1e-3, atol: float = 0.0, min_length: int = 10, order: int = 1
+    x: Any, *, p_max: int = 12, rtol: float = 1e-3, atol: float = 0.0, min_length: int = 10, order: int = 1
 ) -> Laminarity:
     r"""Laminar phases and bursts of every series in ``x`` (shape ``(..., T)``, time last).
 
@@ -185,7 +174,10 @@ def detect_laminar(
               f"{name} must be an integer >= 1; got {value!r}")
     check(isinstance(order, (int, np.integer)) and not isinstance(order, bool) and order in (1, 2),
           f"order must be 1 (|x_t - x_(t-p)|) or 2 (|x_t - 2x_(t-p) + x_(t-2p)|); got {order!r}")
-    rtol, atol = _number_arg(rtol, "rtol"), _number_arg(atol, "atol")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        check(isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+              and math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0; got {value!r}")
+    rtol, atol = float(rtol), float(atol)
     batch, n_steps = x.shape[:-1], x.shape[-1]
     flat = x.reshape(-1, n_steps).astype(np.float64)
     n = flat.shape[0]
@@ -234,7 +226,7 @@ def detect_laminar(
     return Laminarity(*(a.reshape(batch + a.shape[1:]) for a in out))
 
 
-def burst_onsets(laminar) -> np.ndarray:
+def burst_onsets(laminar: Any) -> np.ndarray:
     """``(..., T)`` bool: step t is a burst onset, laminar at t − 1 and not at t.
 
     Example:
@@ -262,7 +254,7 @@ class Coincidence(NamedTuple):
     chance: np.ndarray
 
 
-def onset_coincidence(onsets, reference, window: int) -> Coincidence:
+def onset_coincidence(onsets: Any, reference: Any, window: int) -> Coincidence:
     """Count ``onsets`` within ±``window`` steps of an onset in ``reference`` (``(..., T)`` bool, broadcast).
 
     Example (onsets at 3 and 9; the reference's at 5 and 20; T = 30):
@@ -335,7 +327,7 @@ class TrainingSeries(NamedTuple):
     run_seconds: float
 
 
-def parameter_names(params) -> list[str]:
+def parameter_names(params: Any) -> list[str]:
     """Labels of the flattened parameters, in ``ravel_pytree`` order.
 
     Example:
@@ -406,16 +398,16 @@ def _select_weights(selection, n_params: int, run_plain) -> np.ndarray:
 
 
 def record_series(
-    task,
+    task: Any,
     *,
-    eta,
+    eta: Any,
     n_ic: int,
     steps: int,
     key: jax.Array,
-    weights="all",
+    weights: str | int | Sequence[int] = "all",
     chunk: int = 500,
     progress: bool = False,
-    devices=None,
+    devices: Any = None,
 ) -> TrainingSeries:
     """Train ``task`` at every η from ``n_ic`` initial conditions; record the loss and single weights per update.
 
@@ -512,7 +504,7 @@ def analyze(
     transient: int = 0,
     keep_weights: bool = True,
     attrs: dict | None = None,
-):
+) -> xr.Dataset:
     """Detect laminar phases in the loss and every recorded weight; an ``xarray.Dataset`` with per-η summaries.
 
     The first ``transient`` updates are left out; the detector settings are those of
@@ -666,7 +658,7 @@ def _describe(ds) -> None:
         "fraction of the finite weight series in each regime; nonfinite: fraction of all weight series")
 
 
-def summary_table(ds):
+def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """One row per η: loss burst fraction, laminar lengths, weight regimes and onset coincidence (``summary.csv``)."""
     import pandas as pd
 
@@ -684,299 +676,3 @@ def summary_table(ds):
     rows["onset_coincidence_weights"] = ds.summary_onset_coincidence_weights.values
     rows["onset_chance_weights"] = ds.summary_onset_chance_weights.values
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _figure(**kwargs):
-    """A pyplot-free Agg Figure (this module only writes files; no backend is selected)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _shown_ic(ds, e: int, ic) -> int:
-    if ic != "auto":
-        return int(ic)
-    score = np.where(ds.loss_finite.values[e] == 1, ds.loss_n_phases.values[e], -2)
-    return int(np.argmax(score))
-
-
-def _shade(ax, step, mask, color="tab:green", label=None):
-    ax.fill_between(step, 0, 1, where=mask.astype(bool), transform=ax.get_xaxis_transform(),
-                    color=color, alpha=0.18, lw=0, step="mid", label=label)
-
-
-def _shown_weights(ds, e: int, ic: int, n: int) -> list[int]:
-    reg = ds.weight_regime.values[e, ic]
-    order = np.lexsort((-ds.weight_n_phases.values[e, ic], reg != REGIMES.index("intermittent")))
-    return [int(i) for i in order[:n] if reg[i] != REGIMES.index("nonfinite")]
-
-
-def intermittency_figure(ds, ic="auto", n_weights: int = 3):
-    """Loss and a few single weights per η with laminar phases shaded; laminar lengths, burst fraction, weight regimes.
-
-    Row 1: the loss of one IC per η (``ic``; ``"auto"``: the one with the most laminar
-    phases), its laminar phases shaded. Row 2: ``n_weights`` weights of that IC
-    (intermittent ones first) over the loss's laminar phases. Row 3: laminar-length
-    distribution of the loss per η (pooled over ICs), loss burst fraction vs η, the
-    fraction of weight series per regime with the onset coincidence vs chance.
-    """
-    n_eta = ds.sizes["eta"]
-    show_w = "weights" in ds and n_weights > 0
-    fig = _figure(figsize=(max(4.2 * n_eta, 13), 11 if show_w else 8), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[2 if show_w else 1, 1.1])
-    axes = top.subplots(2 if show_w else 1, n_eta, squeeze=False)
-    step = ds.step.values
-    colors = [f"C{i}" for i in range(10)]
-    for e, eta in enumerate(ds.eta.values):
-        i = _shown_ic(ds, e, ic)
-        ax = axes[0, e]
-        loss = ds.loss.values[e, i]
-        _shade(ax, step, ds.loss_laminar.values[e, i], label="laminar (loss)")
-        ax.plot(step, loss, ",", color="k", rasterized=True)
-        if np.all(loss[np.isfinite(loss)] > 0):
-            ax.set_yscale("log")
-        bf = ds.loss_burst_fraction.values[e, i]
-        ax.set_title(f"η = {eta:g}, IC {i}: {int(ds.loss_n_phases.values[e, i])} laminar phases, "
-                     f"burst fraction {bf:.2f}", fontsize=9)
-        ax.set_xlabel("update t")
-        ax.set_ylabel("training loss")
-        if e == 0:
-            ax.legend(fontsize=7, loc="upper right")
-        if show_w:
-            ax = axes[1, e]
-            _shade(ax, step, ds.loss_laminar.values[e, i])
-            for k, j in enumerate(_shown_weights(ds, e, i, n_weights)):
-                ax.plot(step, ds.weights.values[e, i, j], ",", color=colors[k % 10], rasterized=True,
-                        label=f"{ds.weight_name.values[j]} ({REGIMES[ds.weight_regime.values[e, i, j]]})")
-            ax.set_xlabel("update t")
-            ax.set_ylabel("weight")
-            ax.legend(fontsize=6, loc="upper right", markerscale=20)
-    ax_len, ax_bf, ax_reg = bottom.subplots(1, 3)
-    lengths = ds.loss_lengths.values
-    finite = ds.loss_finite.values.astype(bool)
-    top_len = max(int(lengths.max(initial=0)), ds.attrs.get("min_length", 1) + 1)
-    bins = np.unique(np.geomspace(max(ds.attrs.get("min_length", 1), 1), top_len + 1, 25).astype(int))
-    for e, eta in enumerate(ds.eta.values):
-        pooled = lengths[e][(lengths[e] > 0) & finite[e][:, None]]
-        if pooled.size:
-            ax_len.hist(pooled, bins=bins, histtype="step", lw=1.5, color=colors[e % 10],
-                        label=f"η = {eta:g} ({pooled.size} phases, mean {pooled.mean():.0f})")
-    ax_len.set_xscale("log")
-    ax_len.set_xlabel("laminar phase length (updates)")
-    ax_len.set_ylabel("count (loss, all ICs)")
-    ax_len.set_title("laminar length distribution", fontsize=9)
-    if ax_len.get_legend_handles_labels()[0]:
-        ax_len.legend(fontsize=7)
-    bf = np.where(finite, ds.loss_burst_fraction.values, np.nan)
-    x = np.arange(n_eta)
-    for e in range(n_eta):
-        ax_bf.plot(np.full(ds.sizes["ic"], x[e]), bf[e], "o", color="gray", alpha=0.5, ms=4)
-    ax_bf.errorbar(x, ds.summary_loss_burst_fraction.values, ds.summary_loss_burst_fraction_std.values,
-                   color="tab:red", marker="s", capsize=3, label="mean ± std over ICs")
-    ax_bf.set_xticks(x, [f"{v:g}" for v in ds.eta.values])
-    ax_bf.set_ylim(-0.05, 1.05)
-    ax_bf.set_xlabel("learning rate η")
-    ax_bf.set_ylabel("burst fraction (loss)")
-    ax_bf.set_title("fraction of updates in bursts", fontsize=9)
-    ax_bf.legend(fontsize=7)
-    frac = np.nan_to_num(ds.summary_weight_regime_fraction.values)
-    base = np.zeros(n_eta)
-    for k, name in enumerate(REGIMES):
-        ax_reg.bar(x, frac[:, k], bottom=base, color=colors[k], label=name)
-        base = base + frac[:, k]
-    for e in range(n_eta):
-        c, ch = ds.summary_onset_coincidence.values[e], ds.summary_onset_chance.values[e]
-        cw, chw = ds.summary_onset_coincidence_weights.values[e], ds.summary_onset_chance_weights.values[e]
-        if np.isfinite(c):
-            ax_reg.text(x[e], 1.02, f"loss {100 * c:.0f}% ({100 * ch:.0f}%)\nweights {100 * cw:.0f}% ({100 * chw:.0f}%)",
-                        ha="center", va="bottom", fontsize=7)
-    ax_reg.set_xticks(x, [f"{v:g}" for v in ds.eta.values])
-    ax_reg.set_ylim(0, 1.25)
-    ax_reg.set_xlabel("learning rate η")
-    ax_reg.set_ylabel("fraction of weight series")
-    ax_reg.set_title(f"weight regimes; burst onsets within ±{ds.attrs.get('onset_window', '?')} of a loss /\n"
-                     "another weight's onset (chance level)", fontsize=9)
-    ax_reg.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    diff = DIFFERENCES.get(ds.attrs.get("order", 1), "?")
-    fig.suptitle(f"{ds.attrs.get('task', 'training')}: laminar phases (|{diff}| ≤ {ds.attrs.get('atol', 0):g} + "
-                 f"{ds.attrs.get('rtol', 0):g}·rms(x), p ≤ {ds.attrs.get('p_max', '?')}, ≥ {ds.attrs.get('min_length', '?')} "
-                 "steps) and bursts", fontsize=10)
-    return fig
-
-
-def save_figures(ds, directory, ic="auto", n_weights: int = 3) -> list[str]:
-    """Write ``intermittency.png`` into ``directory``."""
-    from gdchaos.figures.sweep import write_figures
-
-    return [str(p) for p in write_figures({FIGURE_FILE: intermittency_figure(ds, ic, n_weights)}, directory, dpi=110)]
-
-
-# --------------------------------------------------------------------------- the app
-
-
-def _integer(cfg, key: str, minimum: int) -> int:
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(cfg, key)
-    check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-          f"{key} must be an integer >= {minimum}; got {value!r}")
-    return value
-
-
-def _number(cfg, key: str, minimum: float = 0.0) -> float:
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(cfg, key)
-    check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum,
-          f"{key} must be a finite number >= {minimum:g}; got {value!r}")
-    return float(value)
-
-
-def _weights_setting(value):
-    from omegaconf import ListConfig
-
-    if isinstance(value, ListConfig):
-        value = list(value)
-    ok = (value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
-          or (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)))
-    check(ok, f"weights must be all, an integer k >= 1 (the k that move most) or a list of flat indices; got {value!r}")
-    return value
-
-
-def validate(cfg) -> list[float]:
-    """Check the config before any computation (one-line messages that state the fix); return the η grid."""
-    from collections.abc import Mapping
-
-    from gdchaos.core.losses import LOSSES
-    from gdchaos.core.models import ACTIVATIONS
-    from gdchaos.toymap import eta_grid
-
-    for group in ("data", "model", "optimizer"):
-        check(isinstance(cfg.get(group), Mapping), f"{group} must name one config of its group (e.g. data=iris); got {cfg.get(group)!r}")
-    eta = eta_grid(cfg.eta)
-    check(len(eta) > 0, "the eta grid is empty; give e.g. eta=5 or 'eta=[1,5,10]'")
-    check(all(math.isfinite(e) and e > 0 for e in eta), f"learning rates must be finite and > 0; got eta={eta}")
-    check(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
-    check(cfg.model.get("activation", "sigmoid") in ACTIVATIONS,
-          f"unknown model.activation {cfg.model.get('activation')!r}; choose one of {sorted(ACTIVATIONS)}")
-    n_ic = _integer(cfg, "n_ic", 1)
-    steps = _integer(cfg, "steps", 2)
-    transient = _integer(cfg, "transient", 0)
-    for key, minimum in (("seed", 0), ("chunk", 1), ("onset_window", 0), ("figures.n_weights", 0)):
-        _integer(cfg, key, minimum)
-    p_max = _integer(cfg, "detector.p_max", 1)
-    _integer(cfg, "detector.min_length", 1)
-    check(_integer(cfg, "detector.order", 1) <= 2,
-          f"detector.order must be 1 (|x_t - x_(t-p)|) or 2 (|x_t - 2x_(t-p) + x_(t-2p)|); got {cfg.detector.order!r}")
-    _number(cfg, "detector.rtol")
-    _number(cfg, "detector.atol")
-    check(steps - transient > p_max, f"steps - transient = {steps - transient} analyzed updates must exceed "
-          f"detector.p_max = {p_max}; lower transient or raise steps")
-    _weights_setting(cfg.weights)
-    check(cfg.precision in ("float32", "float64"), f"precision must be float32 or float64; got {cfg.precision!r}")
-    for key in ("progress", "save_weights"):
-        check(isinstance(cfg[key], bool), f"{key} must be true or false; got {cfg[key]!r}")
-    ic = cfg.figures.ic
-    check(ic == "auto" or (isinstance(ic, int) and not isinstance(ic, bool) and 0 <= ic < n_ic),
-          f"figures.ic must be auto or an initial condition in 0..{n_ic - 1}; got {ic!r}")
-    return eta
-
-
-def precheck(args: list[str]):
-    """Compose the config as Hydra will and :func:`validate` it, before Hydra creates a run directory.
-
-    Unknown keys, unknown config names and bad values become one-line :class:`ConfigError`\\ s.
-    Skipped for Hydra flags (``--multirun``, ``--cfg``, ...): each job validates itself.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from gdchaos.cli.app import config_dir
-
-    if any(a.startswith("-") for a in args):
-        return None
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(config_name="intermittency", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(" ".join(str(err).split("Config search path")[0].split())) from None
-    except Exception as err:  # malformed group values raise plain TypeError/ValueError during composition
-        raise ConfigError(f"cannot compose the config from {' '.join(overrides)}: {' '.join(str(err).split())}") from None
-    validate(cfg)
-    return cfg
-
-
-def _prepare(args: list[str]) -> list[str]:
-    precheck(args)
-    return args
-
-
-def run_intermittency(cfg, output_dir):
-    """Record, detect, summarize; write ``results.nc``, ``summary.csv`` and ``intermittency.png`` into ``output_dir``."""
-    import time
-
-    from omegaconf import OmegaConf
-
-    from gdchaos.engine.checkpoint import atomic_write
-    from gdchaos.core.precision import enable_float64, provenance
-    from gdchaos.experiments.task import build_task
-
-    eta = validate(cfg)
-    if cfg.precision == "float64":
-        enable_float64()
-    task = build_task(
-        OmegaConf.to_container(cfg.data, resolve=True),
-        OmegaConf.to_container(cfg.model, resolve=True),
-        OmegaConf.to_container(cfg.optimizer, resolve=True),
-        loss=cfg.loss,
-    )
-    weights = _weights_setting(cfg.weights)
-    det = cfg.detector
-    log.info("%s: %d η × %d ICs × %d updates; weights: %s; laminar: |%s| ≤ %g + %g·rms(x), p ≤ %d, ≥ %d steps",
-             task.name, len(eta), cfg.n_ic, cfg.steps, weights, DIFFERENCES.get(det.order), det.atol, det.rtol, det.p_max,
-             det.min_length)
-    start = time.perf_counter()
-    series = record_series(task, eta=eta, n_ic=cfg.n_ic, steps=cfg.steps, key=jax.random.key(cfg.seed),
-                           weights=weights, chunk=cfg.chunk, progress=cfg.progress)
-    t_detect = time.perf_counter()
-    ds = analyze(series, p_max=det.p_max, rtol=float(det.rtol), atol=float(det.atol), min_length=det.min_length, order=det.order,
-                 window=cfg.onset_window, transient=cfg.transient, keep_weights=cfg.save_weights,
-                 attrs={"task": task.name, "seed": cfg.seed, "config": OmegaConf.to_yaml(cfg, resolve=True), **provenance()})
-    ds.attrs["detect_seconds"] = time.perf_counter() - t_detect
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, RESULTS_FILE)
-    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
-                if var.ndim >= 2 and var.dtype.kind in "fi"}
-    atomic_write(path, lambda f: f.write(ds.to_netcdf(None, engine="h5netcdf", encoding=encoding)))
-    table = summary_table(ds)
-    atomic_write(os.path.join(output_dir, SUMMARY_FILE), lambda f: f.write(table.to_csv(index=False, float_format="%.6g").encode()))
-    figures = save_figures(ds, output_dir, ic=cfg.figures.ic, n_weights=cfg.figures.n_weights)
-    n_bad = int(ds.summary_n_nonfinite.sum())
-    if n_bad:
-        log.info("%d of %d loss series diverged (non-finite): flagged, not classified, left out of the summaries",
-                 n_bad, ds.loss_finite.size)
-    log.info("compile %.1fs, run %.1fs, detection %.1fs, total %.1fs (%s, %s)", series.compile_seconds,
-             series.run_seconds, ds.attrs["detect_seconds"], time.perf_counter() - start, ds.attrs["backend"], ds.attrs["dtype"])
-    log.info("\n%s", table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"results: {path}")
-    print(f"summary: {os.path.join(output_dir, SUMMARY_FILE)}")
-    for fig in figures:
-        print(f"figure: {fig}")
-    return ds
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: η sweeps become lists (one process), the config is checked, then Hydra runs."""
-    hydra_app("gdchaos.analyses.intermittency", "intermittency", run_intermittency, argv, prepare=_prepare)
-
-
-if __name__ == "__main__":
-    main()

@@ -36,11 +36,12 @@ best-R² window are optimistic (the window is chosen after seeing the data).
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from scipy.special import stdtr
 
 from gdchaos.core.errors import check
@@ -70,7 +71,7 @@ def _acf(x, max_lag: int):
     return cov / cov[..., :1]
 
 
-def autocorrelation(x, max_lag: int) -> jax.Array:
+def autocorrelation(x: ArrayLike, max_lag: int) -> jax.Array:
     """ρ(k), k = 0..max_lag, of the series on the last axis (leading axes are batched).
 
     ρ(k) = Σ_{t<N−k} (x_t − x̄)(x_{t+k} − x̄) / Σ_t (x_t − x̄)², computed with an FFT;
@@ -118,7 +119,7 @@ def _band(x, key, level, max_lag: int, n_surrogates: int):
     return SurrogateBand(lower, upper, acfs)
 
 
-def surrogate_band(x, max_lag: int, n_surrogates: int, key: jax.Array, level: float = 0.95) -> SurrogateBand:
+def surrogate_band(x: ArrayLike, max_lag: int, n_surrogates: int, key: jax.Array, level: float = 0.95) -> SurrogateBand:
     """The ``level`` band of ρ(k) under the null of no temporal order (shuffled surrogates).
 
     Each surrogate is a random permutation of ``x`` (1-D); surrogates are vmapped.
@@ -143,7 +144,7 @@ def surrogate_band(x, max_lag: int, n_surrogates: int, key: jax.Array, level: fl
 # ------------------------------------------------------------------ significance
 
 
-def slope_p_value(slope, r2, n_points, alternative: str = "greater") -> np.ndarray:
+def slope_p_value(slope: ArrayLike, r2: ArrayLike, n_points: ArrayLike, alternative: str = "greater") -> np.ndarray:
     r"""p-value of a least-squares slope against the null of zero slope (t-test).
 
     With R² of the fit over ``n_points`` points, t = sign(slope) √(R² (n − 2)/(1 − R²))
@@ -176,7 +177,7 @@ def slope_p_value(slope, r2, n_points, alternative: str = "greater") -> np.ndarr
 # ------------------------------------------------------------------------- Kantz
 
 
-def delay_embed(x, dim: int, delay: int = 1) -> jax.Array:
+def delay_embed(x: ArrayLike, dim: int, delay: int = 1) -> jax.Array:
     """Delay vectors y_n = (x_n, x_{n+τ}, ..., x_{n+(m−1)τ}) as rows, n = 0..N−1−(m−1)τ.
 
     Returns shape ``(N − (dim − 1)·delay, dim)``; row n's present time is n + (dim − 1)·delay.
@@ -302,7 +303,7 @@ def _prepare(x, radius, dim, delay, max_steps, theiler, norm, n_references, min_
 
 
 def kantz_divergence(
-    x,
+    x: ArrayLike,
     radius: float,
     *,
     dim: int = 2,
@@ -424,7 +425,7 @@ def _rank_p_value(observed: float, null: np.ndarray, alternative: str) -> float:
 
 
 def kantz(
-    x,
+    x: ArrayLike,
     radius: float,
     *,
     dim: int = 2,
@@ -436,8 +437,8 @@ def kantz(
     min_neighbors: int = 1,
     floor: float | None = None,
     fit_range: tuple[int, int] | None = (1, 6),
-    starts=None,
-    lengths=None,
+    starts: Sequence[int] | None = None,
+    lengths: Sequence[int] | None = None,
     alternative: str = "greater",
     alpha: float = 0.05,
     n_surrogates: int = 0,

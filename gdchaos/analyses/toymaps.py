@@ -38,18 +38,20 @@ initial conditions and compiled once per (potential, transient, keep, escape rad
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.core.errors import check
+from gdchaos.core.precision import default_float
 
 # --------------------------------------------------------------------------- potentials
 
 
-def double_well(w):
+def double_well(w: ArrayLike) -> jax.Array:
     """Double well V(w) = w⁴/4 − w²/2 (summed over components): minima ±1, V''(±1) = 2, V''(0) = −1.
 
     Example:
@@ -60,7 +62,7 @@ def double_well(w):
     return jnp.sum(w**4 / 4 - w**2 / 2)
 
 
-def quadratic(w, a=1.0):
+def quadratic(w: ArrayLike, a: ArrayLike = 1.0) -> jax.Array:
     """Quadratic bowl V(w) = a w²/2 (summed over components): the GD map is linear, λ = ln|1 − ηa|.
 
     Bind other curvatures with ``functools.partial(quadratic, a=3.0)``.
@@ -73,7 +75,7 @@ def quadratic(w, a=1.0):
     return jnp.sum(a * w**2 / 2)
 
 
-def logistic_potential(w):
+def logistic_potential(w: ArrayLike) -> jax.Array:
     """Cubic V(w) = w³/3 − w²/2 whose GD map (1 + η)w − ηw² is the logistic map with r = 1 + η.
 
     Example:
@@ -99,7 +101,7 @@ MINIMA: dict[str, float] = {"double_well": 1.0, "quadratic": 0.0, "logistic": 1.
 """A minimum w* of each built-in potential (double well: also −1, by symmetry)."""
 
 
-def stability_limit(potential: str | Callable = "double_well", minimum=None, **kwargs) -> float:
+def stability_limit(potential: str | Callable = "double_well", minimum: float | None = None, **kwargs: Any) -> float:
     """η = 2/V''(w*) above which the minimum w* is no longer a stable fixed point of GD (f'(w*) = 1 − ηV'' < −1).
 
     ``minimum`` defaults to :data:`MINIMA` for built-in names; keyword arguments are
@@ -119,7 +121,7 @@ def stability_limit(potential: str | Callable = "double_well", minimum=None, **k
     return 2.0 / curvature
 
 
-def get_potential(potential: str | Callable = "double_well", **kwargs) -> Callable:
+def get_potential(potential: str | Callable = "double_well", **kwargs: Any) -> Callable:
     """A potential by name (keyword arguments are bound, e.g. ``a`` of ``quadratic``) or a callable as is.
 
     Example:
@@ -228,8 +230,6 @@ def _compiled(potential: Callable, transient: int, keep: int, escape_radius: flo
 
 
 def _as_inits(inits, key, n_init, init_mean, init_std):
-    from gdchaos.core.precision import default_float
-
     if inits is not None:
         inits = jnp.asarray(inits, default_float())
         check(inits.ndim in (1, 2) and inits.shape[0] >= 1,
@@ -249,14 +249,14 @@ DEFAULT_ETAS = np.round(np.arange(0.01, 2.0, 0.002), 6)
 
 def orbit_diagram(
     potential: str | Callable = double_well,
-    etas=None,
+    etas: ArrayLike | None = None,
     n_init: int = 8,
     transient: int = 2000,
     keep: int = 200,
-    key=None,
-    inits=None,
+    key: jax.Array | None = None,
+    inits: ArrayLike | None = None,
     *,
-    init_mean=0.0,
+    init_mean: ArrayLike = 0.0,
     init_std: float = 0.1,
     escape_radius: float = 1e6,
 ) -> Orbits:
@@ -299,12 +299,12 @@ def orbit_diagram(
     return Orbits(etas, w0, points, exponent, escaped)
 
 
-def summarize(orbits: Orbits) -> LyapunovCurve:
+def lyapunov_curve(orbits: Orbits) -> LyapunovCurve:
     """Average the per-orbit exponents over the bounded initial conditions at each η.
 
     Example:
         >>> o = Orbits(jnp.array([1.0]), jnp.zeros(2), jnp.zeros((1, 2, 1)), jnp.array([[0.5, jnp.nan]]), jnp.array([[False, True]]))
-        >>> curve = summarize(o)
+        >>> curve = lyapunov_curve(o)
         >>> float(curve.exponent[0]), float(curve.bounded_fraction[0])
         (0.5, 0.5)
     """
@@ -321,13 +321,13 @@ def summarize(orbits: Orbits) -> LyapunovCurve:
 
 def lyapunov_vs_eta(
     potential: str | Callable = double_well,
-    etas=None,
+    etas: ArrayLike | None = None,
     n_init: int = 8,
     transient: int = 2000,
     steps: int = 2000,
-    key=None,
-    inits=None,
-    **kwargs,
+    key: jax.Array | None = None,
+    inits: ArrayLike | None = None,
+    **kwargs: Any,
 ) -> LyapunovCurve:
     r"""λ(η) = ⟨(1/T) Σ_t ln|1 − ηV''(w_t)|⟩ over bounded initial conditions, T = ``steps`` after ``transient``.
 
@@ -342,10 +342,10 @@ def lyapunov_vs_eta(
         (True, [1.0, 1.0, 0.0])
     """
     check(isinstance(steps, (int, np.integer)) and steps >= 1, f"steps must be an integer >= 1; got {steps!r}")
-    return summarize(orbit_diagram(potential, etas, n_init, transient, steps, key, inits, **kwargs))
+    return lyapunov_curve(orbit_diagram(potential, etas, n_init, transient, steps, key, inits, **kwargs))
 
 
-def count_distinct(points, tol: float = 1e-6, vector: bool = False):
+def count_distinct(points: ArrayLike, tol: float = 1e-6, vector: bool = False) -> jax.Array:
     """Number of distinct values along each orbit (last axis; with ``vector``, the first coordinate of d-D points).
 
     A periodic orbit of period p gives p; a chaotic one gives about ``keep``; an escaped

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from jax.flatten_util import ravel_pytree
 
 from gdchaos.engine import ensemble
 from gdchaos.core.errors import check
 from gdchaos.analyses.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, FiniteExponents, finite_exponents
-from gdchaos.core.maps import TrainingMap, tree_sq_norm
+from gdchaos.core.maps import TrainingMap
+from gdchaos.core.tree import tree_l2_norm
 from gdchaos.core.perturb import box
 
 Params = Any
@@ -181,7 +183,7 @@ def trajectory_recorder(tmap: TrainingMap, steps: int, every: int | None = None)
         )
 
     def one(state, hyper):
-        norm = jnp.sqrt(tree_sq_norm(state.params))
+        norm = tree_l2_norm(state.params)
         state, info = tmap.step(state, hyper)
         return state, (info.loss, norm, info.grad_norm, info.diverged)
 
@@ -269,8 +271,8 @@ class Gallery(NamedTuple):
 
 
 def regime_gallery(
-    task,
-    etas=(0.01, 1.0, 5.0),
+    task: Any,
+    etas: ArrayLike = (0.01, 1.0, 5.0),
     *,
     n_ic: int = 4,
     steps: int = 1000,
@@ -384,8 +386,8 @@ def post_learning(
     init_params: Callable[[jax.Array], Params],
     *,
     t0: int,
-    eta,
-    eps,
+    eta: ArrayLike,
+    eps: ArrayLike,
     n_ic: int,
     n_perturb: int,
     steps: int,
@@ -452,8 +454,8 @@ def post_learning(
 
 def post_learning_exponents(
     result: PostLearningResult,
-    starts=DEFAULT_STARTS,
-    lengths=DEFAULT_LENGTHS,
+    starts: Sequence[int] = DEFAULT_STARTS,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
     min_r2: float = 0.9,
     min_exponent: float = 0.05,
 ) -> FiniteExponents:

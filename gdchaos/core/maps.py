@@ -19,7 +19,7 @@ key in the state (SGD). For plain GD, θ_{t+1} = θ_t − η ∇L(θ_t).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +28,10 @@ import optax
 from gdchaos.core.errors import check
 from gdchaos.core.tree import PyTree, tree_all_finite, tree_l2_norm, tree_sq_norm
 
-Params = Any
+Params = PyTree
 Hyper = dict
+LossFn = Callable[[Params, jax.Array, jax.Array], jax.Array]
+"""``loss_fn(params, x, y) -> scalar``: the mean loss of a batch."""
 
 
 class TrainState(NamedTuple):
@@ -73,7 +75,7 @@ def _accepted_keys(opt_state, schedules: frozenset) -> tuple[str, ...]:
     return tuple(sorted({"learning_rate", "l2"} | (set(opt_state.hyperparams) - schedules)))
 
 
-def check_hyper(hyper: Hyper, accepted) -> None:
+def check_hyper(hyper: Hyper, accepted: Iterable[str]) -> None:
     """Raise :class:`~gdchaos.core.errors.ConfigError` unless ``hyper`` has ``learning_rate`` and only ``accepted`` keys."""
     check(isinstance(hyper, dict), f"hyper must be a dict such as {{'learning_rate': 0.1}}; got {type(hyper).__name__}")
     unknown = sorted(set(hyper) - set(accepted))
@@ -87,7 +89,7 @@ def from_optax(
     x: jax.Array,
     y: jax.Array,
     batch_size: int | None = None,
-    **optimizer_kwargs,
+    **optimizer_kwargs: Any,
 ) -> TrainingMap:
     r"""Training map for any optax optimizer alias (``optax.sgd``, ``optax.adam``, ...).
 
@@ -178,23 +180,25 @@ def from_optax(
     return TrainingMap(init, step)
 
 
-def gd(loss_fn, x, y) -> TrainingMap:
+def gd(loss_fn: LossFn, x: jax.Array, y: jax.Array) -> TrainingMap:
     """Full-batch gradient descent: θ ← θ − η ∇L(θ). η is ``hyper["learning_rate"]``."""
     return from_optax(optax.sgd, loss_fn, x, y)
 
 
-def sgd(loss_fn, x, y, batch_size: int) -> TrainingMap:
+def sgd(loss_fn: LossFn, x: jax.Array, y: jax.Array, batch_size: int) -> TrainingMap:
     """Mini-batch SGD: θ ← θ − η ∇L(θ; B_t), B_t drawn without replacement from the state's key."""
     return from_optax(optax.sgd, loss_fn, x, y, batch_size=batch_size)
 
 
-def momentum(loss_fn, x, y, beta: float = 0.9, nesterov: bool = False, batch_size: int | None = None) -> TrainingMap:
+def momentum(
+    loss_fn: LossFn, x: jax.Array, y: jax.Array, beta: float = 0.9, nesterov: bool = False, batch_size: int | None = None
+) -> TrainingMap:
     """Heavy-ball momentum: v ← β v + ∇L, θ ← θ − η v (``hyper["momentum"]`` overrides β)."""
     check(0 <= beta < 1, f"momentum beta must be in [0, 1); got {beta}")
     return from_optax(optax.sgd, loss_fn, x, y, batch_size=batch_size, momentum=beta, nesterov=nesterov)
 
 
-def supervised_loss(model_apply, loss) -> Callable:
+def supervised_loss(model_apply: Callable[[Params, jax.Array], jax.Array], loss: Callable[[jax.Array, jax.Array], jax.Array]) -> LossFn:
     """``loss_fn(params, x, y) = loss(model_apply(params, x), y)``."""
 
     def loss_fn(params, x, y):

@@ -19,15 +19,16 @@ Init schemes (fan_in = inputs per output unit; k·k·c_in for a k×k convolution
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from gdchaos.core.errors import check
 from gdchaos.core.precision import default_float
+from gdchaos.core.tree import count_params as count_params  # re-exported: models.count_params is public
 
 ACTIVATIONS: dict[str, Callable] = {
     "sigmoid": jax.nn.sigmoid,
@@ -100,7 +101,7 @@ def mlp(
     weight_std: float = 1.0,
     use_bias: bool = True,
     output_bias: bool | None = None,
-    dtype=None,
+    dtype: DTypeLike | None = None,
 ) -> Model:
     """Fully connected network with layer sizes ``sizes = (n_in, h1, ..., n_out)``.
 
@@ -257,7 +258,7 @@ def cnn(
     init: str = "normal",
     weight_std: float = 0.01,
     use_bias: bool = True,
-    dtype=None,
+    dtype: DTypeLike | None = None,
 ) -> Model:
     """Convolutional network: per entry c of ``channels``, h ← maxpool_p(σ(conv_{k×k, SAME}(h) + b)).
 
@@ -316,14 +317,3 @@ def cnn(
         return module.apply({"params": params}, x)
 
     return Model(init_fn, apply_fn)
-
-
-def count_params(params) -> int:
-    """Number of scalar parameters in a pytree (arrays or ``jax.ShapeDtypeStruct`` leaves).
-
-    Example:
-        >>> import jax
-        >>> count_params(jax.eval_shape(mlp((4, 10, 3)).init, jax.random.key(0)))
-        83
-    """
-    return sum(math.prod(getattr(leaf, "shape", None) or jnp.shape(leaf)) for leaf in jax.tree.leaves(params))

@@ -12,18 +12,20 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.core.errors import PrecisionError
 from gdchaos.core.precision import min_resolvable_eps, precision_message
+from gdchaos.core.tree import PyTree, tree_l1_norm, tree_l2_norm, tree_sub
 
 
-def is_bias(path) -> bool:
+def is_bias(path: tuple) -> bool:
     """Whether a pytree key path names a bias leaf (last key ``bias``)."""
     last = path[-1] if path else None
     return getattr(last, "key", getattr(last, "name", None)) == "bias"
 
 
-def require_resolvable(eps, params, include_bias: bool = True) -> None:
+def require_resolvable(eps: ArrayLike, params: PyTree, include_bias: bool = True) -> None:
     """Raise :class:`PrecisionError` unless every perturbed floating leaf of ``params`` resolves ``eps``.
 
     Checks the dtype the parameters actually have (arrays or ``jax.ShapeDtypeStruct``, e.g.
@@ -57,7 +59,7 @@ def require_resolvable(eps, params, include_bias: bool = True) -> None:
             raise PrecisionError(precision_message(smallest, dtype, f" in leaf {name!r}"))
 
 
-def box(key: jax.Array, params, eps, n: int, include_bias: bool = False):
+def box(key: jax.Array, params: PyTree, eps: ArrayLike, n: int, include_bias: bool = False) -> PyTree:
     """``n`` perturbed copies of ``params`` stacked after the unperturbed one.
 
     Returns a pytree whose leaves have a leading member axis of size ``n + 1``:
@@ -87,14 +89,14 @@ def box(key: jax.Array, params, eps, n: int, include_bias: bool = False):
     return jax.tree.unflatten(treedef, out)
 
 
-def l1_distance(a, b) -> jax.Array:
+def l1_distance(a: PyTree, b: PyTree) -> jax.Array:
     """d(a, b) = Σ_i |a_i − b_i| over all leaves (weights and biases)."""
-    return sum(jnp.sum(jnp.abs(x - y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return tree_l1_norm(tree_sub(a, b))
 
 
-def l2_distance(a, b) -> jax.Array:
+def l2_distance(a: PyTree, b: PyTree) -> jax.Array:
     """d(a, b) = (Σ_i (a_i − b_i)²)^½ over all leaves."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x - y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+    return tree_l2_norm(tree_sub(a, b))
 
 
-DISTANCES: dict[str, Callable] = {"l1": l1_distance, "l2": l2_distance}
+DISTANCES: dict[str, Callable[[PyTree, PyTree], jax.Array]] = {"l1": l1_distance, "l2": l2_distance}

@@ -16,6 +16,7 @@ import platform
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from gdchaos.core.errors import PrecisionError
 
@@ -23,7 +24,7 @@ FLOAT64_EPS_THRESHOLD = 1e-4
 """ε below this needs float64 for the finite-ε method."""
 
 
-def needs_float64(eps) -> bool:
+def needs_float64(eps: ArrayLike) -> bool:
     """Whether a finite-ε perturbation of size ``eps`` (scalar or sequence) needs float64."""
     return float(np.min(np.asarray(eps, dtype=float))) < FLOAT64_EPS_THRESHOLD
 
@@ -52,7 +53,7 @@ FLOAT64_MIN_EPS = 1e-15
 """Smallest ε for float64 parameters: ≈ 4.5 units in the last place of an O(1) weight."""
 
 
-def min_resolvable_eps(dtype) -> float:
+def min_resolvable_eps(dtype: DTypeLike) -> float:
     """Smallest ε the finite-ε method accepts for parameters of ``dtype``.
 
     :data:`FLOAT64_EPS_THRESHOLD` (1e-4) for float32, scaled by the machine epsilon for
@@ -69,7 +70,7 @@ def min_resolvable_eps(dtype) -> float:
     return float(FLOAT64_EPS_THRESHOLD * float(info.eps) / float(jnp.finfo(jnp.float32).eps))
 
 
-def precision_message(eps: float, dtype, where: str) -> str:
+def precision_message(eps: float, dtype: DTypeLike, where: str) -> str:
     fix = (
         "call gdchaos.enable_float64() before creating any array and make the parameters float64 "
         "(flax: nn.Dense(..., param_dtype=jnp.float64); any pytree: jax.tree.map(lambda a: a.astype(jnp.float64), params)), "
@@ -83,7 +84,7 @@ def precision_message(eps: float, dtype, where: str) -> str:
     )
 
 
-def require_precision(eps, dtype) -> None:
+def require_precision(eps: ArrayLike, dtype: DTypeLike) -> None:
     """Raise :class:`PrecisionError` if ``dtype`` cannot resolve perturbations of size ``eps``.
 
     Example:
@@ -95,7 +96,7 @@ def require_precision(eps, dtype) -> None:
         raise PrecisionError(precision_message(smallest, dtype, ""))
 
 
-def nan_mean(a, axis=None) -> np.ndarray:
+def nan_mean(a: ArrayLike, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Mean over the non-NaN entries (diverged members are NaN); NaN, without a warning, where there are none.
 
     Example:
@@ -107,14 +108,14 @@ def nan_mean(a, axis=None) -> np.ndarray:
     return np.where(n > 0, np.nansum(a, axis=axis) / np.maximum(n, 1), np.nan)
 
 
-def nan_std(a, axis=None) -> np.ndarray:
+def nan_std(a: ArrayLike, axis: int | None = None) -> np.ndarray:
     """Population standard deviation over the non-NaN entries; NaN, without a warning, where there are none."""
     a = np.asarray(a, dtype=float)
     mean = nan_mean(a, axis=axis)
     return np.sqrt(nan_mean((a - np.expand_dims(mean, axis) if axis is not None else a - mean) ** 2, axis=axis))
 
 
-def default_float():
+def default_float() -> type[jnp.floating]:
     """The floating dtype JAX creates by default right now."""
     return jnp.float64 if float64_enabled() else jnp.float32
 

@@ -25,58 +25,17 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.core.errors import ConfigError
+from gdchaos.core.files import atomic_write
+from gdchaos.core.tree import PyTree
 
 STATE_FILE = "state.npz"
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux shows it (/proc), else set and restored at once."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, fsync it, rename it to ``path``.
-
-    The file gets the mode any new file gets (0o666 less the umask), not the 0o600 of the temporary file.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
-        >>> atomic_write(path, lambda f: f.write(b"hi"))
-        >>> open(path, "rb").read(), oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_umask())
-        (b'hi', True)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _is_key(leaf) -> bool:
@@ -90,20 +49,20 @@ def _to_host(leaf) -> np.ndarray:
 class Checkpoint:
     """Chunk checkpoints in ``directory`` (created on the first save)."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
     def _records_path(self, index: int) -> Path:
         return self.directory / f"records_{index:05d}.npz"
 
-    def save(self, index: int, carry, records: dict) -> None:
+    def save(self, index: int, carry: PyTree, records: dict[str, ArrayLike]) -> None:
         """Record that chunk ``index`` finished with ``records`` and left ``carry``."""
         records = {k: np.asarray(v) for k, v in records.items()}
         atomic_write(self._records_path(index), lambda f: np.savez(f, **records))
         leaves = {f"leaf_{i:04d}": _to_host(leaf) for i, leaf in enumerate(jax.tree.leaves(carry))}
         atomic_write(self.directory / STATE_FILE, lambda f: np.savez(f, done=np.int64(index + 1), **leaves))
 
-    def restore(self, template):
+    def restore(self, template: PyTree) -> tuple[PyTree, list[dict[str, np.ndarray]]]:
         """``(carry, [records of each finished chunk])``, or ``(template, [])`` if nothing was saved.
 
         ``template`` is a freshly initialized carry: it fixes the tree structure, dtypes,

@@ -22,19 +22,21 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from gdchaos.engine import programs
 from gdchaos.engine.checkpoint import Checkpoint
 from gdchaos.core.errors import check
-from gdchaos.core.maps import TrainingMap
+from gdchaos.core.maps import TrainingMap, TrainState
 from gdchaos.core.perturb import DISTANCES, box, require_resolvable
+from gdchaos.core.tree import PyTree
 
 AXES = ("eta", "eps", "ic", "member", "step")
 """Axis order of every per-step record."""
@@ -88,7 +90,9 @@ def _member_where(mask, new, old):
 
 
 @functools.lru_cache(maxsize=32)
-def group_step(tmap: TrainingMap, observe=None, distance_name: str = "l1"):
+def group_step(
+    tmap: TrainingMap, observe: Callable | None = None, distance_name: str = "l1"
+) -> Callable[[EnsembleCarry, dict], tuple[EnsembleCarry, dict]]:
     r"""The pure, jittable core of :func:`run`: one update of one (η, ε, ic) group of members.
 
     ``step(carry, hyper) -> (carry, record)`` advances every member of an
@@ -134,7 +138,9 @@ def group_step(tmap: TrainingMap, observe=None, distance_name: str = "l1"):
     return step
 
 
-def draw(key: jax.Array, init_params: Callable, n_ic: int, ics: tuple | None = None):
+def draw(
+    key: jax.Array, init_params: Callable, n_ic: int, ics: tuple | None = None
+) -> tuple[PyTree, jax.Array, jax.Array]:
     """The ensembles' random draws from ``key``: ``(initial conditions, perturbation keys, batch keys)``.
 
     One layout for every runner (finite, tangent, curvature, post-learning), so the same
@@ -146,7 +152,7 @@ def draw(key: jax.Array, init_params: Callable, n_ic: int, ics: tuple | None = N
     return jax.vmap(init_params)(k_ic), perturb_keys, batch_keys
 
 
-def reference_states(tmap: TrainingMap, init_params: Callable, key: jax.Array, n_ic: int):
+def reference_states(tmap: TrainingMap, init_params: Callable, key: jax.Array, n_ic: int) -> TrainState:
     """``tmap`` states of the ``n_ic`` initial conditions of :func:`draw` (the ensembles' members 0)."""
     params, _, batch_keys = draw(key, init_params, n_ic)
     return jax.vmap(tmap.init)(params, batch_keys)
@@ -172,7 +178,7 @@ def _compiled_init(tmap: TrainingMap, init_params, n_ic: int, n_perturb: int, in
     return jax.jit(init)
 
 
-def ensemble_sharding(n_eta: int, n_ic: int, devices=None, ic_axis: int = 2):
+def ensemble_sharding(n_eta: int, n_ic: int, devices: Sequence[jax.Device] | None = None, ic_axis: int = 2) -> NamedSharding | None:
     """How to split an (η, ..., ic, ...) carry over ``devices`` (η on axis 0, ic on ``ic_axis``).
 
     Shards the ic axis over as many devices as divide ``n_ic``, or else the η axis;
@@ -188,7 +194,7 @@ def ensemble_sharding(n_eta: int, n_ic: int, devices=None, ic_axis: int = 2):
     return None
 
 
-def unsplit_on_cpu(devices=None) -> list:
+def unsplit_on_cpu(devices: Sequence[jax.Device] | None = None) -> list:
     """Devices for the tangent and curvature programs: ``devices`` if given, else every local
     accelerator, or only the first CPU device.
 
@@ -201,7 +207,7 @@ def unsplit_on_cpu(devices=None) -> list:
     return local[:1] if local[0].platform == "cpu" else local
 
 
-def run_once(jitted, *args):
+def run_once(jitted: Callable, *args: Any) -> tuple[Any, float]:
     """Compile ``jitted`` for ``args`` with light XLA optimization, run it; return (out, compile seconds).
 
     For one-shot set-up programs (initial conditions, perturbations): XLA:CPU spends
@@ -222,7 +228,9 @@ def eta_hyper(eta: jax.Array, hyper: dict | None) -> dict:
     return {**fixed, "learning_rate": eta}
 
 
-def place(carry, hyper: dict, n_ic: int, devices=None, ic_axis: int = 2):
+def place(
+    carry: PyTree, hyper: dict, n_ic: int, devices: Sequence[jax.Device] | None = None, ic_axis: int = 2
+) -> tuple[PyTree, dict]:
     """Put an ensemble carry and its per-η hyper on devices (see :func:`ensemble_sharding`)."""
     n_eta = hyper["learning_rate"].shape[0]
     sharding = ensemble_sharding(n_eta, n_ic, devices, ic_axis)
@@ -232,7 +240,7 @@ def place(carry, hyper: dict, n_ic: int, devices=None, ic_axis: int = 2):
     return jax.device_put(carry, sharding), jax.device_put(hyper, NamedSharding(sharding.mesh, eta_spec))
 
 
-def auto_ic_slice(n_ic: int, per_ic_bytes: float, fraction: float = 0.5, device=None) -> int | None:
+def auto_ic_slice(n_ic: int, per_ic_bytes: float, fraction: float = 0.5, device: jax.Device | None = None) -> int | None:
     """Largest IC slice whose state and records fit in ``fraction`` of the device memory; None if all fit.
 
     ``per_ic_bytes``: device bytes one initial condition needs (all η, ε, members). Devices
@@ -248,7 +256,7 @@ def auto_ic_slice(n_ic: int, per_ic_bytes: float, fraction: float = 0.5, device=
     return max(1, int(fraction * limit // per_ic_bytes))
 
 
-def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
+def check_grid(eta: ArrayLike, n_ic: int, steps: int, chunk: int) -> np.ndarray:
     """Validate the η grid and run sizes shared by every ensemble; return η as float64."""
     eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
     check(eta.size > 0, "the eta grid is empty; give at least one learning rate, e.g. eta=0.1")
@@ -262,15 +270,15 @@ def check_grid(eta, n_ic: int, steps: int, chunk: int) -> np.ndarray:
 def drive(
     one: Callable,
     n_axes: int,
-    carry,
-    hyper,
+    carry: PyTree,
+    hyper: dict,
     steps: int,
     chunk: int,
     progress: bool,
     desc: str,
     checkpoint: str | os.PathLike | None = None,
     block: int | str | None = "auto",
-):
+) -> tuple[PyTree, dict[str, np.ndarray], float, float]:
     """Advance every group of ``carry`` by ``steps`` in compiled chunks; gather per-step records on host.
 
     ``one(carry_g, hyper_g) -> (carry_g, record_g)`` advances one group by one step; the
@@ -318,7 +326,9 @@ def drive(
     return carry, records, compile_seconds, run_seconds
 
 
-def check_perturbation(eps, n_perturb: int, distance: str, params=None, include_bias: bool = False) -> np.ndarray:
+def check_perturbation(
+    eps: ArrayLike, n_perturb: int, distance: str, params: PyTree | None = None, include_bias: bool = False
+) -> np.ndarray:
     """Validate the ε grid, member count and distance of a perturbed ensemble; return ε as float64.
 
     With ``params`` (arrays or the shapes of ``jax.eval_shape(init_params, key)``), also
@@ -334,9 +344,10 @@ def check_perturbation(eps, n_perturb: int, distance: str, params=None, include_
     return eps
 
 
-def advance(tmap: TrainingMap, carry, hyper, *, n_ic: int, steps: int, observe=None, distance: str = "l1",
-            chunk: int = 100, progress: bool = True, desc: str = "training ensemble", devices=None, checkpoint=None,
-            block: int | str | None = "auto"):
+def advance(tmap: TrainingMap, carry: EnsembleCarry, hyper: dict, *, n_ic: int, steps: int, observe: Callable | None = None,
+            distance: str = "l1", chunk: int = 100, progress: bool = True, desc: str = "training ensemble",
+            devices: Sequence[jax.Device] | None = None, checkpoint: str | os.PathLike | None = None,
+            block: int | str | None = "auto") -> tuple[EnsembleCarry, dict[str, np.ndarray], float, float]:
     """Place an (η, ε, ic, member) carry on devices and run its member dynamics for ``steps`` updates.
 
     The stepping of :func:`run` from a given carry (e.g. trained states, see
@@ -351,8 +362,8 @@ def run(
     tmap: TrainingMap,
     init_params: Callable[[jax.Array], object],
     *,
-    eta,
-    eps,
+    eta: ArrayLike,
+    eps: ArrayLike,
     n_ic: int,
     n_perturb: int,
     steps: int,
@@ -363,7 +374,7 @@ def run(
     distance: str = "l1",
     chunk: int = 100,
     progress: bool = True,
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
     checkpoint: str | os.PathLike | None = None,
     ic_slice: int | None = None,
     block: int | str | None = "auto",

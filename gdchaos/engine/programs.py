@@ -36,12 +36,14 @@ import collections
 import functools
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.extend.core import jaxpr_as_fun, jaxprs_in_params
+from jax.extend.core import Jaxpr, jaxpr_as_fun, jaxprs_in_params
 from jax.sharding import NamedSharding, PartitionSpec
+
+from gdchaos.core.tree import PyTree
 
 CACHE_SIZE = 16
 """Entries each cache of this module keeps (:func:`group_scan`, :func:`choose_block`, :func:`compile_program`)."""
@@ -71,7 +73,7 @@ def _flat_groups(carry, hyper, n_axes: int):
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def group_scan(one: Callable, length: int, n_axes: int, block: int | None = None, sharding=None) -> Callable:
+def group_scan(one: Callable, length: int, n_axes: int, block: int | None = None, sharding: NamedSharding | None = None) -> Callable:
     """``advance(carry, hyper) -> (carry, records)``: ``length`` steps of ``one`` for every group.
 
     Args:
@@ -117,7 +119,7 @@ def group_scan(one: Callable, length: int, n_axes: int, block: int | None = None
                          out_specs=(spec, PartitionSpec(None, *spec)), check_vma=False)
 
 
-def intermediate_bytes(jaxpr) -> int:
+def intermediate_bytes(jaxpr: Jaxpr) -> int:
     """Bytes of every value a jaxpr computes, sub-jaxprs (loop bodies, calls) included once."""
     total = 0
     for eqn in jaxpr.eqns:
@@ -146,7 +148,7 @@ def _remember(cache: collections.OrderedDict, key, value):
     return value
 
 
-def choose_block(one: Callable, carry, hyper, n_axes: int, platform: str | None = None) -> int | None:
+def choose_block(one: Callable, carry: PyTree, hyper: dict, n_axes: int, platform: str | None = None) -> int | None:
     """Groups per block for :func:`group_scan` on this backend.
 
     GPU/TPU: ``None`` (every group at once). CPU: as many groups as fit
@@ -165,7 +167,7 @@ def choose_block(one: Callable, carry, hyper, n_axes: int, platform: str | None 
     return None if block >= n_groups else int(block)
 
 
-def carry_sharding(carry) -> NamedSharding | None:
+def carry_sharding(carry: PyTree) -> NamedSharding | None:
     """The carry's :class:`NamedSharding` when it is split over several devices, else None."""
     sharding = getattr(jax.tree.leaves(carry)[0], "sharding", None)
     if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
@@ -192,7 +194,7 @@ def _signature(args) -> tuple:
     return tree, tuple((tuple(leaf.shape), str(leaf.dtype), getattr(leaf, "sharding", None)) for leaf in leaves)
 
 
-def compile_program(fn: Callable, *args, donate_argnums: tuple = ()):
+def compile_program(fn: Callable, *args: Any, donate_argnums: tuple = ()) -> tuple[Callable, float]:
     """Compile ``jax.jit(fn)`` for ``args`` (ahead of time); return ``(call, compile_seconds)``.
 
     Arrays ``fn`` closes over become arguments of the compiled program, placed like

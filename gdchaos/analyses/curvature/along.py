@@ -30,31 +30,15 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.analyses.curvature.eigen import (
-    _as_pytrees,
-    _check_int,
-    _default_key,
-    _full_eigh,
-    _n_params,
-    _pairs,
-    _resolve,
-    hessian_eigs,
-    resolve_method,
-)
-from gdchaos.core.errors import check
-from gdchaos.analyses.lyapunov.local import (
-    check_rtol,
-    classify,
-    default_rtol,
-    gd_local_exponents,
-    is_flat,
-    spectrum_count,
-    zero_tolerance,
-)
+from gdchaos.analyses.curvature.eigen import ascending_eigenpairs_flat, resolve_method, top_hessian_eigenpairs
+from gdchaos.analyses.lyapunov.local import check_rtol, classify, flat_tolerance, gd_local_exponents, is_flat, spectrum_count
+from gdchaos.core.errors import check, check_int, check_positive
+from gdchaos.core.tree import PyTree, count_params, ravel_rows, unravel_rows
 
-Params = Any
+Params = PyTree
 
 WHICH = ("chaotic", "nonchaotic", "stable", "flat", "positive", "negative")
 ETA_KINDS = ("chaotic", "nonchaotic", "stable")  # kinds that depend on the 2/η threshold
@@ -109,12 +93,15 @@ class Subspace(NamedTuple):
     mask: jax.Array
 
 
-def _tolerance(values, n: int, rtol):
-    rtol = default_rtol(n, values.dtype) if rtol is None else rtol
-    return zero_tolerance(values, rtol)[..., 0]
-
-
-def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *, n: int | None = None, rtol=None):
+def select_directions(
+    eigenvalues: ArrayLike,
+    which: str,
+    eta: ArrayLike | None = None,
+    k: int | None = None,
+    *,
+    n: int | None = None,
+    rtol: float | None = None,
+) -> jax.Array:
     r"""Boolean mask of the Hessian eigenvalues of kind ``which``, optionally only the k strongest.
 
     With tol = ``rtol``·max|λ| (default rtol = n·ε, the roundoff of ``eigh``, with n the
@@ -139,16 +126,16 @@ def select_directions(eigenvalues, which: str, eta=None, k: int | None = None, *
     lam = jnp.asarray(eigenvalues)
     if which in ETA_KINDS:
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
-        _check_eta(eta)
+        check_positive("eta", eta)
     if k is not None:
-        k = _check_int("k", k, 1, lam.shape[-1], "the number of eigenvalues")
+        k = check_int("k", k, 1, lam.shape[-1], "the number of eigenvalues")
     n = lam.shape[-1] if n is None else int(n)
     return _select(lam, which, eta, k, n, check_rtol(rtol))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 3, 4, 5))
 def _select(lam, which, eta, k, n, rtol):
-    tol = _tolerance(lam, n, rtol)
+    tol = flat_tolerance(lam, n, rtol)
     if which in ETA_KINDS:
         classes = classify(lam, tol, eta)
         mask = {"chaotic": classes.chaotic, "stable": classes.stable,
@@ -165,19 +152,6 @@ def _select(lam, which, eta, k, n, rtol):
     return mask & (rank < k)
 
 
-def _check_eta(eta) -> None:
-    try:
-        value = float(eta)
-    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-        return  # traced (jit/vmap over η): no Python check
-    check(value > 0, f"eta must be > 0; got {value}")
-
-
-def _rows(vectors) -> jax.Array:
-    """(K, N) from a pytree (or array) with a leading K axis."""
-    return jax.vmap(lambda row: ravel_pytree(row)[0])(vectors)
-
-
 def sharpness(
     loss: Callable[[Params], jax.Array],
     params: Params,
@@ -185,7 +159,7 @@ def sharpness(
     k: int = 1,
     method: str = "auto",
     num_iters: int | None = None,
-    key=None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """The k largest Hessian eigenvalues of ``loss(params)``, descending (``[0]`` is the sharpness λ_max).
 
@@ -198,11 +172,11 @@ def sharpness(
         >>> sharpness(lambda p: 0.5 * jnp.sum(jnp.array([1.0, 4.0, 2.0]) * p ** 2), jnp.zeros(3), k=2).tolist()
         [4.0, 2.0]
     """
-    n = _n_params(params)
-    k = _check_int("k", k, 1, n)
+    n = count_params(params)
+    k = check_int("k", k, 1, n)
     if resolve_method(method, n) == "full":
-        return _top_values(_full_eigh(loss, params)[0], k)
-    return hessian_eigs(loss, params, k, which="top", num_iters=num_iters, key=key).values
+        return _top_values(ascending_eigenpairs_flat(loss, params, method="full")[0], k)
+    return top_hessian_eigenpairs(loss, params, k, num_iters=num_iters, key=key).values
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -213,13 +187,13 @@ def _top_values(values, k):
 def curvature_info(
     loss: Callable[[Params], jax.Array],
     params: Params,
-    eta,
+    eta: ArrayLike,
     *,
     k: int = 1,
     method: str = "auto",
     num_iters: int | None = None,
-    key=None,
-    rtol=None,
+    key: jax.Array | None = None,
+    rtol: float | None = None,
 ) -> CurvatureInfo:
     r"""Sharpness, eigenvalue counts and gradient overlaps at ``params`` (see :class:`CurvatureInfo`).
 
@@ -233,11 +207,10 @@ def curvature_info(
         >>> info.top.tolist(), int(info.n_chaotic), int(info.n_negative)
         ([3.0, 1.0], 2, 1)
     """
-    n = _n_params(params)
-    k = _check_int("k", k, 1, n)
-    _check_eta(eta)
-    method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
-    values, vecs, _ = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
+    n = count_params(params)
+    k = check_int("k", k, 1, n)
+    check_positive("eta", eta)
+    values, vecs, _, _ = ascending_eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
     return _info(values, vecs, _flat_grad(loss, params), eta, k, check_rtol(rtol))
 
 
@@ -249,7 +222,7 @@ def _flat_grad(loss, params):
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _info(values, vecs, g, eta, k, rtol):
     n, m = vecs.shape[1], values.shape[0]
-    tol = _tolerance(values, n, rtol)
+    tol = flat_tolerance(values, n, rtol)
     positive, negative = values > tol, values < -tol
     classes = classify(values, tol, eta)
     gnorm = jnp.linalg.norm(g)
@@ -276,7 +249,7 @@ def _info(values, vecs, g, eta, k, rtol):
     )
 
 
-def curvature_info_along(loss: Callable[[Params], jax.Array], snapshots: Params, eta, **kwargs) -> CurvatureInfo:
+def curvature_info_along(loss: Callable[[Params], jax.Array], snapshots: Params, eta: ArrayLike, **kwargs: Any) -> CurvatureInfo:
     """:func:`curvature_info` at each of a stack of parameter snapshots (leading axis = time), vmapped.
 
     ``eta`` is one learning rate for all snapshots or a ``(T,)`` array, one per snapshot.
@@ -296,13 +269,13 @@ def direction_subspace(
     loss: Callable[[Params], jax.Array],
     params: Params,
     which: str = "chaotic",
-    eta=None,
+    eta: ArrayLike | None = None,
     *,
     k: int | None = None,
     method: str = "full",
     num_iters: int | None = None,
-    key=None,
-    rtol=None,
+    key: jax.Array | None = None,
+    rtol: float | None = None,
 ) -> Subspace:
     r"""The span of the Hessian eigenvectors of kind ``which`` (e.g. the locally chaotic subspace V_chaotic(t)).
 
@@ -320,16 +293,18 @@ def direction_subspace(
     check(which in WHICH, f"which must be one of {list(WHICH)}; got {which!r}")
     if which in ETA_KINDS:
         check(eta is not None, f"which={which!r} depends on the learning rate; pass eta > 0")
-        _check_eta(eta)
-    n = _n_params(params)
-    method, k_lanczos, num_iters = _resolve(params, k, method, num_iters)
-    k_select = None if method == "lanczos" or k is None else _check_int("k", k, 1, n)
-    values, vecs, res = _pairs(loss, params, k_lanczos, method, num_iters, _default_key(key))
+        check_positive("eta", eta)
+    n = count_params(params)
+    lanczos = resolve_method(method, n) == "lanczos"
+    k_select = None if lanczos or k is None else check_int("k", k, 1, n)
+    values, vecs, _, unravel = ascending_eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
     mask = _select(values, which, eta, k_select, n, check_rtol(rtol))
-    return Subspace(_as_pytrees(values, vecs, res, params).vectors, mask)
+    return Subspace(unravel_rows(unravel, vecs), mask)
 
 
-def subspace_overlap(v, w, mask_v=None, mask_w=None) -> jax.Array:
+def subspace_overlap(
+    v: PyTree | Subspace, w: PyTree | Subspace, mask_v: ArrayLike | None = None, mask_w: ArrayLike | None = None
+) -> jax.Array:
     r"""overlap(V, W) = ‖V Wᵀ‖_F² / min(dim V, dim W) (herrmann2022 A.11); NaN if either is empty.
 
     ``v``, ``w``: orthonormal bases as rows, pytrees (or arrays) with a leading axis;
@@ -347,15 +322,14 @@ def subspace_overlap(v, w, mask_v=None, mask_w=None) -> jax.Array:
         v, mask_v = v.vectors, v.mask if mask_v is None else mask_v
     if isinstance(w, Subspace):
         w, mask_w = w.vectors, w.mask if mask_w is None else mask_w
-    n_v = sum(int(np.prod(np.shape(x)[1:])) for x in jax.tree.leaves(v))
-    n_w = sum(int(np.prod(np.shape(x)[1:])) for x in jax.tree.leaves(w))
+    n_v, n_w = count_params(v, batch_dims=1), count_params(w, batch_dims=1)
     check(n_v == n_w, f"v and w must live in the same space; got dimensions {n_v} and {n_w}")
     return _overlap(v, w, mask_v, mask_w)
 
 
 @jax.jit
 def _overlap(v, w, mask_v, mask_w):
-    a, b = _rows(v), _rows(w)
+    a, b = ravel_rows(v), ravel_rows(w)
     mv = jnp.ones(a.shape[0], bool) if mask_v is None else jnp.asarray(mask_v, bool)
     mw = jnp.ones(b.shape[0], bool) if mask_w is None else jnp.asarray(mask_w, bool)
     a = jnp.where(mv[:, None], a, 0)
@@ -365,7 +339,7 @@ def _overlap(v, w, mask_v, mask_w):
     return jnp.where(d_min > 0, total / jnp.maximum(d_min, 1), jnp.nan)
 
 
-def random_subspace_overlap(dim, d_v, d_w) -> jax.Array:
+def random_subspace_overlap(dim: int, d_v: ArrayLike, d_w: ArrayLike) -> jax.Array:
     r"""Expected :func:`subspace_overlap` of independent uniformly random subspaces: max(d_v, d_w) / dim.
 
     E tr(P_V P_W) = tr(P_V · (d_w/N) I) = d_v d_w / N; dividing by min(d_v, d_w) gives the

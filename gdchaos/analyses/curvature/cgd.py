@@ -37,17 +37,18 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.typing import ArrayLike
 import optax
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.analyses.curvature.along import _check_eta, select_directions
-from gdchaos.analyses.curvature.eigen import _check_int, _default_iters, eigenpairs_flat, resolve_method
-from gdchaos.core.errors import check
+from gdchaos.analyses.curvature.along import select_directions
+from gdchaos.analyses.curvature.eigen import ascending_eigenpairs_flat, default_num_iters, resolve_method
 from gdchaos.analyses.lyapunov.tangent import default_dynamical
+from gdchaos.core.errors import check, check_int, check_positive
 from gdchaos.core.maps import TrainingMap, from_optax
+from gdchaos.core.tree import PyTree, count_params
 
-Params = Any
+Params = PyTree
 
 CGD_WHICH = ("chaotic", "positive", "negative")
 
@@ -67,28 +68,24 @@ class CGDState(NamedTuple):
     cgd_mask: Any
 
 
-def _n_params(params) -> int:
-    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
-
-
 def _build(loss, eta, which, k, every, method, num_iters, seed, rtol) -> optax.GradientTransformation:
     def directions(params, count):
-        n = _n_params(params)
+        n = count_params(params)
         params = jax.lax.stop_gradient(params)  # P is held fixed in the tangent map
         key = jax.random.fold_in(jax.random.key(seed), count)
-        values, vecs, _, _ = eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
+        values, vecs, _, _ = ascending_eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
         return vecs, select_directions(values, which, eta, k, n=n, rtol=rtol)
 
     def stored_size(n):
         if resolve_method(method, n) == "full":
             return n
-        m = _default_iters(n, k) if num_iters is None else num_iters
+        m = default_num_iters(n, k) if num_iters is None else num_iters
         return len(set(range(k)) | set(range(m - k, m)))
 
     def init(params):
-        n = _n_params(params)
+        n = count_params(params)
         if k is not None:
-            _check_int("k", k, 1, n)
+            check_int("k", k, 1, n)
         zero = jnp.zeros((), jnp.int32)
         if every == 1:
             return CGDState(zero, None, None)
@@ -121,26 +118,26 @@ def _build(loss, eta, which, k, every, method, num_iters, seed, rtol) -> optax.G
 def _check_options(which, k, every, method, num_iters):
     check(which in CGD_WHICH, f"which must be one of {list(CGD_WHICH)}; got {which!r}")
     if k is not None:
-        _check_int("k", k, 1)
-    _check_int("every", every, 1)
+        check_int("k", k, 1)
+    check_int("every", every, 1)
     resolve_method(method, 1)
     if method == "lanczos":
         check(k is not None, "method='lanczos' needs k (eigenpairs computed at each end of the spectrum); pass k >= 1")
     if num_iters is not None:
-        _check_int("num_iters", num_iters, 1)
+        check_int("num_iters", num_iters, 1)
 
 
 def cgd(
     loss: Callable[[Params], jax.Array],
     *,
-    eta=None,
+    eta: ArrayLike | None = None,
     which: str = "chaotic",
     k: int | None = None,
     every: int = 1,
     method: str = "auto",
     num_iters: int | None = None,
     seed: int = 0,
-    rtol=None,
+    rtol: float | None = None,
 ) -> optax.GradientTransformation:
     r"""Project updates off the Hessian eigen-directions of kind ``which`` (see the module docstring).
 
@@ -175,7 +172,7 @@ def cgd(
     _check_options(which, k, every, method, num_iters)
     if which == "chaotic":
         check(eta is not None, "which='chaotic' depends on the learning rate; pass eta > 0")
-        _check_eta(eta)
+        check_positive("eta", eta)
     return _build(loss, eta, which, k, every, method, num_iters, seed, rtol)
 
 
@@ -188,7 +185,7 @@ def cgd_optimizer(
     method: str = "auto",
     num_iters: int | None = None,
     seed: int = 0,
-    rtol=None,
+    rtol: float | None = None,
     base: Callable[..., optax.GradientTransformation] = optax.sgd,
 ) -> Callable[..., optax.GradientTransformation]:
     r"""An optax-alias-like factory ``f`` for CGD followed by the optimizer ``base``.
@@ -244,10 +241,10 @@ def cgd_map(
     method: str = "auto",
     num_iters: int | None = None,
     seed: int = 0,
-    rtol=None,
+    rtol: float | None = None,
     base: Callable[..., optax.GradientTransformation] = optax.sgd,
     batch_size: int | None = None,
-    **optimizer_kwargs,
+    **optimizer_kwargs: Any,
 ) -> TrainingMap:
     r"""A training map (:func:`gdchaos.core.maps.from_optax`) whose updates are pruned by :func:`cgd`.
 
@@ -277,7 +274,7 @@ def cgd_map(
     return from_optax(factory, loss_fn, x, y, batch_size=batch_size, **optimizer_kwargs)
 
 
-def cgd_dynamical(path, leaf) -> bool:
+def cgd_dynamical(path: tuple, leaf: Any) -> bool:
     """``dynamical`` predicate for :func:`gdchaos.analyses.lyapunov.tangent_map`: the default, minus CGD's stored directions."""
     names = [str(getattr(p, "name", getattr(p, "key", ""))) for p in path]
     return default_dynamical(path, leaf) and "cgd_vectors" not in names

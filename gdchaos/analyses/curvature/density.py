@@ -21,10 +21,12 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
-from gdchaos.analyses.curvature.eigen import _check_int, lanczos, tridiagonal
+from gdchaos.analyses.curvature.eigen import lanczos, tridiagonal
 from gdchaos.analyses.curvature.hvp import flat_hvp_fn
-from gdchaos.core.errors import check
+from gdchaos.core.errors import check, check_int
+from gdchaos.core.tree import count_params
 
 Params = Any
 
@@ -48,7 +50,7 @@ def slq(
     *,
     num_probes: int = 8,
     num_iters: int = 30,
-    dtype=None,
+    dtype: DTypeLike | None = None,
 ) -> SpectralDensity:
     """SLQ density of a symmetric operator ``matvec`` on flat ``dim``-vectors (Rademacher probes from ``key``).
 
@@ -58,9 +60,9 @@ def slq(
         >>> [round(float(x), 4) for x in dens.nodes[0]], [round(float(w), 4) for w in dens.weights[0]]
         ([1.0, 2.0, 4.0], [0.3333, 0.3333, 0.3333])
     """
-    dim = _check_int("dim", dim, 1)
-    num_probes = _check_int("num_probes", num_probes, 1)
-    num_iters = _check_int("num_iters", num_iters, 1, dim, "the operator dimension")
+    dim = check_int("dim", dim, 1)
+    num_probes = check_int("num_probes", num_probes, 1)
+    num_iters = check_int("num_iters", num_iters, 1, dim, "the operator dimension")
     dtype = jnp.result_type(float) if dtype is None else dtype
     k_probe, k_restart = jax.random.split(key)
     z = jax.random.rademacher(k_probe, (num_probes, dim), dtype)
@@ -90,9 +92,9 @@ def hessian_density(
         >>> round(float(dens.weights.sum()), 6), round(float(spectral_moment(dens, 1)), 6)  # tr H / N = 2
         (1.0, 2.0)
     """
-    n = sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(params))
-    _check_int("num_probes", num_probes, 1)
-    _check_int("num_iters", num_iters, 1, n)
+    n = count_params(params)
+    check_int("num_probes", num_probes, 1)
+    check_int("num_iters", num_iters, 1, n)
     return _slq_at(loss, params, key, num_probes, num_iters)
 
 
@@ -102,7 +104,7 @@ def _slq_at(loss, params, key, num_probes, num_iters):
     return slq(matvec, flat.size, key, num_probes=num_probes, num_iters=num_iters, dtype=flat.dtype)
 
 
-def spectral_moment(density: SpectralDensity, power) -> jax.Array:
+def spectral_moment(density: SpectralDensity, power: ArrayLike) -> jax.Array:
     """∫ λ^p dφ = Σ w θ^p, an estimate of tr(H^p)/N (exact quadrature for p ≤ 2m − 1 per probe).
 
     Example:
@@ -113,7 +115,7 @@ def spectral_moment(density: SpectralDensity, power) -> jax.Array:
     return jnp.sum(density.weights * density.nodes**power)
 
 
-def gaussian_density(density: SpectralDensity, grid: jax.Array, sigma) -> jax.Array:
+def gaussian_density(density: SpectralDensity, grid: jax.Array, sigma: ArrayLike) -> jax.Array:
     """φ_σ(λ) on ``grid``: every node broadened to a normal of width ``sigma``, weighted; integrates to ≈ 1.
 
     Example:

@@ -35,9 +35,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdchaos.analyses.curvature.hvp import flat_hvp_fn
-from gdchaos.core.errors import check
+from gdchaos.analyses.lyapunov.local import hessian_matrix
+from gdchaos.core.errors import check, check_int
+from gdchaos.core.tree import PyTree, count_params, unravel_rows
 
-Params = Any
+Params = PyTree
 
 FULL_MAX_PARAMS = 1024
 """``method="auto"`` uses the explicit Hessian (all N eigenpairs) up to this many parameters, Lanczos above."""
@@ -74,17 +76,6 @@ class Eigenpairs(NamedTuple):
     values: jax.Array
     vectors: Any
     residuals: jax.Array
-
-
-def _check_int(name: str, value, low: int, high: int | None = None, what: str = "the number of parameters") -> int:
-    check(
-        isinstance(value, (int, np.integer)) and not isinstance(value, bool),
-        f"{name} must be an integer; got {value!r}",
-    )
-    check(value >= low, f"{name} must be >= {low}; got {value}")
-    if high is not None:
-        check(value <= high, f"{name} must be <= {high} ({what}); got {value}")
-    return int(value)
 
 
 def _unit(v):
@@ -126,7 +117,9 @@ def _orthogonalize(basis, w):
     return w - basis.T @ (basis @ w)
 
 
-def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: int, key=None) -> LanczosResult:
+def lanczos(
+    matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: int, key: jax.Array | None = None
+) -> LanczosResult:
     r"""m = ``num_iters`` Lanczos steps with full reorthogonalization from the start vector ``v0`` (flat, N).
 
     ``matvec`` is any symmetric linear operator on flat vectors (e.g. from
@@ -143,10 +136,10 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num_iters: 
         [1.0, 2.0, 5.0, 7.0]
     """
     n = int(np.size(v0))
-    m = _check_int("num_iters", num_iters, 1, n, "the dimension of v0")
+    m = check_int("num_iters", num_iters, 1, n, "the dimension of v0")
     v0 = jnp.ravel(v0)
     dtype = v0.dtype
-    words = _key_words(jax.random.key(0) if key is None else key)
+    words = _key_words(_default_key(key))
     eps = jnp.finfo(dtype).eps
     basis = jnp.zeros((m + 1, n), dtype).at[0].set(_unit(v0))
 
@@ -190,20 +183,18 @@ def ritz_pairs(result: LanczosResult) -> tuple[jax.Array, jax.Array, jax.Array]:
     return theta, vectors, residuals
 
 
-def _default_iters(n: int, k: int) -> int:
+def default_num_iters(n: int, k: int) -> int:
+    """Default Lanczos steps for k eigenpairs at an end of an N-dimensional spectrum: min(N, max(2k + 40, 3k)).
+
+    Example:
+        >>> default_num_iters(1000, 1), default_num_iters(1000, 30), default_num_iters(20, 1)
+        (42, 100, 20)
+    """
     return min(n, max(2 * k + 40, 3 * k))
-
-
-def _n_params(params) -> int:
-    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
 
 
 def _start(key, flat):
     return jax.random.normal(key, flat.shape, flat.dtype)
-
-
-def _unravel_rows(unravel, rows):
-    return jax.vmap(unravel)(rows)
 
 
 def _default_key(key):
@@ -225,8 +216,6 @@ def _lanczos_ritz(loss, params, num_iters, key):
 @functools.partial(jax.jit, static_argnums=0)
 def _full_eigh(loss, params):
     """All eigenpairs (ascending values, vectors as rows) of the explicit Hessian."""
-    from gdchaos.analyses.lyapunov.local import hessian_matrix
-
     values, vecs = jnp.linalg.eigh(hessian_matrix(loss, params))
     return values, vecs.T
 
@@ -242,12 +231,12 @@ def _ends(theta, vecs, res, k):
 def _pick(theta, vecs, res, params, k, which):
     m = theta.shape[0]
     idx = np.arange(m - 1, m - 1 - k, -1) if which == "top" else np.arange(k)
-    return Eigenpairs(theta[idx], _unravel_rows(ravel_pytree(params)[1], vecs[idx]), res[idx])
+    return Eigenpairs(theta[idx], unravel_rows(ravel_pytree(params)[1], vecs[idx]), res[idx])
 
 
 @jax.jit
 def _as_pytrees(values, vecs, res, params):
-    return Eigenpairs(values, _unravel_rows(ravel_pytree(params)[1], vecs), res)
+    return Eigenpairs(values, unravel_rows(ravel_pytree(params)[1], vecs), res)
 
 
 def resolve_method(method: str, n: int) -> str:
@@ -259,15 +248,15 @@ def resolve_method(method: str, n: int) -> str:
 
 
 def _resolve(params, k, method, num_iters):
-    """Checked ``(method, k, num_iters)`` for :func:`eigenpairs_flat`."""
-    n = _n_params(params)
+    """Checked ``(method, k, num_iters)`` for :func:`ascending_eigenpairs_flat`."""
+    n = count_params(params)
     method = resolve_method(method, n)
     if method == "full":
         return method, None, None
     check(k is not None, "method='lanczos' needs k (how many eigenpairs at each end of the spectrum); pass k >= 1")
-    k = _check_int("k", k, 1, n)
-    num_iters = _default_iters(n, k) if num_iters is None else num_iters
-    _check_int("num_iters", num_iters, k, n)
+    k = check_int("k", k, 1, n)
+    num_iters = default_num_iters(n, k) if num_iters is None else num_iters
+    check_int("num_iters", num_iters, k, n)
     return method, k, int(num_iters)
 
 
@@ -279,48 +268,71 @@ def _pairs(loss, params, k, method, num_iters, key):
     return _ends(*_lanczos_ritz(loss, params, num_iters, key), k)
 
 
-def hessian_eigs(
+def _extreme(loss, params, k, which, num_iters, key) -> Eigenpairs:
+    n = count_params(params)
+    k = check_int("k", k, 1, n)
+    num_iters = default_num_iters(n, k) if num_iters is None else num_iters
+    check_int("num_iters", num_iters, k, n)
+    return _pick(*_lanczos_ritz(loss, params, int(num_iters), _default_key(key)), params, k, which)
+
+
+def top_hessian_eigenpairs(
     loss: Callable[[Params], jax.Array],
     params: Params,
     k: int = 1,
     *,
-    which: str = "top",
     num_iters: int | None = None,
-    key=None,
+    key: jax.Array | None = None,
 ) -> Eigenpairs:
-    r"""The k largest (``which="top"``, descending) or smallest (``"bottom"``, ascending) Hessian eigenpairs by Lanczos.
+    r"""The k largest Hessian eigenpairs by Lanczos, in descending order (``values[0]`` is λ_max).
 
-    Matrix-free: ``num_iters`` Hessian-vector products (default min(N, max(2k + 40, 3k)))
-    from a random start drawn with ``key`` (default ``jax.random.key(0)``). Check
-    ``residuals`` and raise ``num_iters`` if they are not small; ``num_iters = N`` is exact
-    up to roundoff. Compiled once per ``loss`` function and options; jit/vmap-able over
-    ``params``.
+    Matrix-free: ``num_iters`` Hessian-vector products (default :func:`default_num_iters`,
+    min(N, max(2k + 40, 3k))) from a random start drawn with ``key`` (default
+    ``jax.random.key(0)``). Check ``residuals`` and raise ``num_iters`` if they are not
+    small; ``num_iters = N`` is exact up to roundoff. Compiled once per ``loss`` function
+    and options; jit/vmap-able over ``params``.
 
     Example (H = diag(1, 2, 3, 10)):
         >>> import jax.numpy as jnp
         >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 2.0, 3.0, 10.0]) * p["w"] ** 2)
-        >>> top = hessian_eigs(loss, {"w": jnp.zeros(4)}, k=2)
+        >>> top = top_hessian_eigenpairs(loss, {"w": jnp.zeros(4)}, k=2)
         >>> [round(float(x), 4) for x in top.values], top.vectors["w"].shape
         ([10.0, 3.0], (2, 4))
     """
-    check(which in ("top", "bottom"), f"which must be 'top' or 'bottom'; got {which!r}")
-    n = _n_params(params)
-    k = _check_int("k", k, 1, n)
-    num_iters = _default_iters(n, k) if num_iters is None else num_iters
-    _check_int("num_iters", num_iters, k, n)
-    return _pick(*_lanczos_ritz(loss, params, int(num_iters), _default_key(key)), params, k, which)
+    return _extreme(loss, params, k, "top", num_iters, key)
 
 
-def eigenpairs_flat(
+def bottom_hessian_eigenpairs(
+    loss: Callable[[Params], jax.Array],
+    params: Params,
+    k: int = 1,
+    *,
+    num_iters: int | None = None,
+    key: jax.Array | None = None,
+) -> Eigenpairs:
+    r"""The k smallest Hessian eigenpairs by Lanczos, in ascending order (``values[0]`` is λ_min).
+
+    As :func:`top_hessian_eigenpairs`, at the other end of the spectrum.
+
+    Example (H = diag(1, 2, 3, 10)):
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 2.0, 3.0, 10.0]) * p ** 2)
+        >>> [round(float(x), 4) for x in bottom_hessian_eigenpairs(loss, jnp.zeros(4), k=2).values]
+        [1.0, 2.0]
+    """
+    return _extreme(loss, params, k, "bottom", num_iters, key)
+
+
+def ascending_eigenpairs_flat(
     loss: Callable[[Params], jax.Array],
     params: Params,
     k: int | None = None,
     *,
     method: str = "auto",
     num_iters: int | None = None,
-    key=None,
+    key: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Callable]:
-    """:func:`hessian_eigenpairs` with flat eigenvectors.
+    """:func:`ascending_hessian_eigenpairs` with flat eigenvectors.
 
     Returns ``(values (K,), vectors (K, N) as rows, residuals (K,), unravel)``.
     """
@@ -329,14 +341,14 @@ def eigenpairs_flat(
     return values, vecs, res, ravel_pytree(params)[1]
 
 
-def hessian_eigenpairs(
+def ascending_hessian_eigenpairs(
     loss: Callable[[Params], jax.Array],
     params: Params,
     k: int | None = None,
     *,
     method: str = "auto",
     num_iters: int | None = None,
-    key=None,
+    key: jax.Array | None = None,
 ) -> Eigenpairs:
     r"""Hessian eigenpairs in ascending order: all N of them, or the k smallest and k largest.
 
@@ -350,9 +362,9 @@ def hessian_eigenpairs(
     Example:
         >>> import jax.numpy as jnp
         >>> loss = lambda p: 0.5 * jnp.sum(jnp.array([-1.0, 2.0, 3.0, 10.0]) * p ** 2)
-        >>> hessian_eigenpairs(loss, jnp.zeros(4)).values.tolist()
+        >>> ascending_hessian_eigenpairs(loss, jnp.zeros(4)).values.tolist()
         [-1.0, 2.0, 3.0, 10.0]
-        >>> ends = hessian_eigenpairs(loss, jnp.zeros(4), k=1, method="lanczos", num_iters=4)
+        >>> ends = ascending_hessian_eigenpairs(loss, jnp.zeros(4), k=1, method="lanczos", num_iters=4)
         >>> [round(float(x), 4) for x in ends.values]
         [-1.0, 10.0]
     """
@@ -361,13 +373,13 @@ def hessian_eigenpairs(
 
 
 def power_iteration(
-    loss: Callable[[Params], jax.Array], params: Params, *, num_iters: int = 100, key=None
+    loss: Callable[[Params], jax.Array], params: Params, *, num_iters: int = 100, key: jax.Array | None = None
 ) -> Eigenpairs:
     r"""Dominant Hessian eigenpair (largest |λ|) by ``num_iters`` steps of v ← Hv/‖Hv‖.
 
     Returns :class:`Eigenpairs` with k = 1: the Rayleigh quotient vᵀHv (signed), the unit
     vector, and ‖Hv − λv‖. Converges at rate |λ₂/λ₁| per step; when the most negative
-    eigenvalue is largest in modulus it finds that one (use :func:`hessian_eigs` for the
+    eigenvalue is largest in modulus it finds that one (use :func:`top_hessian_eigenpairs` for the
     top of the spectrum).
 
     Example:
@@ -376,7 +388,7 @@ def power_iteration(
         >>> round(float(power_iteration(loss, jnp.zeros(3), num_iters=60).values[0]), 4)
         8.0
     """
-    _check_int("num_iters", num_iters, 1)
+    check_int("num_iters", num_iters, 1)
     return _power_at(loss, params, int(num_iters), _default_key(key))
 
 
@@ -386,4 +398,4 @@ def _power_at(loss, params, num_iters, key):
     v = jax.lax.fori_loop(0, num_iters, lambda _, v: _unit(matvec(v)), _unit(_start(key, flat)))
     hv = matvec(v)
     lam = jnp.vdot(v, hv)
-    return Eigenpairs(lam[None], _unravel_rows(unravel, v[None]), jnp.linalg.norm(hv - lam * v)[None])
+    return Eigenpairs(lam[None], unravel_rows(unravel, v[None]), jnp.linalg.norm(hv - lam * v)[None])

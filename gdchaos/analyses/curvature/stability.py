@@ -29,21 +29,22 @@ ln ρ of the GD case.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from jax.flatten_util import ravel_pytree
 
-from gdchaos.analyses.curvature.along import _check_eta, _tolerance
-from gdchaos.analyses.curvature.eigen import _check_int, _default_key, _pairs, _resolve
+from gdchaos.analyses.curvature.eigen import ascending_eigenpairs_flat
 from gdchaos.analyses.curvature.hvp import hvp
-from gdchaos.core.errors import check
-from gdchaos.analyses.lyapunov.local import MAX_PARAMS, hessian_matrix, spectrum_count
+from gdchaos.analyses.lyapunov.local import MAX_PARAMS, flat_tolerance, hessian_matrix, spectrum_count
 from gdchaos.analyses.lyapunov.tangent import lyapunov_spectrum
+from gdchaos.core.errors import check, check_int, check_positive
+from gdchaos.core.tree import PyTree, count_params
 
-Params = Any
+Params = PyTree
 
 
 def _verdict(stable, finite) -> np.ndarray | str:
@@ -77,7 +78,7 @@ class MinimumStability(NamedTuple):
     finite: jax.Array
 
     @property
-    def verdict(self):
+    def verdict(self) -> np.ndarray | str:
         return _verdict(self.stable, self.finite)
 
 
@@ -105,20 +106,20 @@ class SGDStability(NamedTuple):
     finite: jax.Array
 
     @property
-    def verdict(self):
+    def verdict(self) -> np.ndarray | str:
         return _verdict(self.stable, self.finite)
 
 
 def minimum_stability(
     loss: Callable[[Params], jax.Array],
     params: Params,
-    eta,
+    eta: ArrayLike,
     *,
     method: str = "auto",
     k: int = 1,
     num_iters: int | None = None,
-    key=None,
-    rtol=None,
+    key: jax.Array | None = None,
+    rtol: float | None = None,
 ) -> MinimumStability:
     r"""Linear GD stability of the minimum ``params`` of ``loss`` at learning rate ``eta``.
 
@@ -138,15 +139,14 @@ def minimum_stability(
         >>> minimum_stability(loss, jnp.zeros(3), eta=0.6).verdict
         'unstable'
     """
-    _check_eta(eta)
-    method, k, num_iters = _resolve(params, k, method, num_iters)
-    values, vecs, _ = _pairs(loss, params, k, method, num_iters, _default_key(key))
+    check_positive("eta", eta)
+    values, vecs, _, _ = ascending_eigenpairs_flat(loss, params, k, method=method, num_iters=num_iters, key=key)
     return _verdicts(values, vecs.shape[1], eta, None if rtol is None else float(rtol))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 3))
 def _verdicts(values, n, eta, rtol):
-    tol = _tolerance(values, n, rtol)
+    tol = flat_tolerance(values, n, rtol)
     finite = jnp.all(jnp.isfinite(values))
     normal = jnp.abs(values) > tol
     rho = jnp.max(jnp.where(normal, jnp.abs(1.0 - eta * values), 0.0))
@@ -168,15 +168,15 @@ def sgd_stability(
     params: Params,
     x: jax.Array,
     y: jax.Array,
-    eta,
+    eta: ArrayLike,
     batch_size: int,
     *,
     steps: int = 2000,
     transient: int = 100,
     k: int = 1,
-    key=None,
+    key: jax.Array | None = None,
     normal: bool = True,
-    rtol=None,
+    rtol: float | None = None,
     max_params: int = MAX_PARAMS,
 ) -> SGDStability:
     r"""Lyapunov exponent of the SGD random product I − ηH_B at the interpolating minimum ``params``.
@@ -205,15 +205,15 @@ def sgd_stability(
         >>> round(float(s.exponent), 1), s.verdict  # ½ ln 0.5 ≈ −0.35
         (-0.3, 'stable')
     """
-    _check_eta(eta)
+    check_positive("eta", eta)
     n_samples = int(np.shape(x)[0])
-    batch_size = _check_int("batch_size", batch_size, 1, None)
+    batch_size = check_int("batch_size", batch_size, 1, None)
     check(batch_size <= n_samples, f"batch_size must be in 1..{n_samples} (training set size); got {batch_size}")
-    steps = _check_int("steps", steps, 1)
-    transient = _check_int("transient", transient, 0)
+    steps = check_int("steps", steps, 1)
+    transient = check_int("transient", transient, 0)
     check(transient < steps, f"transient must be < steps ({steps}); got {transient}")
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
-    k = _check_int("k", k, 1, n)
+    n = count_params(params)
+    k = check_int("k", k, 1, n)
     if normal:
         check(
             n <= max_params,
@@ -231,7 +231,10 @@ def sgd_stability(
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
 def _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, params, x, y, eta, key):
-    """Top-k exponents of δ ↦ P_N(δ − ηH_B δ) and whether the parameters and Hessian are finite (compiled once per ``loss_fn`` and static options)."""
+    """Top-k exponents of δ ↦ P_N(δ − ηH_B δ) and whether the parameters and Hessian are finite.
+
+    Compiled once per ``loss_fn`` and static options.
+    """
     flat, unravel = ravel_pytree(params)
     n, n_samples = flat.size, x.shape[0]
     k_batch, k_basis = jax.random.split(key)
@@ -239,7 +242,7 @@ def _random_product(loss_fn, batch_size, steps, transient, k, normal, rtol, para
     if normal:
         values, vecs = jnp.linalg.eigh(hessian_matrix(lambda p: loss_fn(p, x, y), params))
         ok = ok & jnp.all(jnp.isfinite(values))
-        keep = jnp.abs(values) > _tolerance(values, n, rtol)
+        keep = jnp.abs(values) > flat_tolerance(values, n, rtol)
         basis = vecs.T  # rows
         n_normal = jnp.sum(keep)
 

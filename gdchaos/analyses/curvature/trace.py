@@ -15,9 +15,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
-from gdchaos.analyses.curvature.eigen import _check_int
 from gdchaos.analyses.curvature.hvp import flat_hvp_fn
+from gdchaos.core.errors import check_int
 
 Params = Any
 
@@ -38,7 +39,7 @@ def hutchinson(
     key: jax.Array,
     num_probes: int = 100,
     *,
-    dtype=None,
+    dtype: DTypeLike | None = None,
     batch_size: int | None = None,
 ) -> TraceEstimate:
     """tr A of a linear operator ``matvec`` on flat ``dim``-vectors from ``num_probes`` Rademacher probes.
@@ -51,8 +52,8 @@ def hutchinson(
         >>> float(est.trace)
         6.0
     """
-    dim = _check_int("dim", dim, 1)
-    num_probes = _check_int("num_probes", num_probes, 1)
+    dim = check_int("dim", dim, 1)
+    num_probes = check_int("num_probes", num_probes, 1)
     dtype = jnp.result_type(float) if dtype is None else dtype
     z = jax.random.rademacher(key, (num_probes, dim), dtype)
 
@@ -62,7 +63,7 @@ def hutchinson(
     if batch_size is None:
         samples = jax.vmap(quad)(z)
     else:
-        samples = jax.lax.map(quad, z, batch_size=_check_int("batch_size", batch_size, 1))
+        samples = jax.lax.map(quad, z, batch_size=check_int("batch_size", batch_size, 1))
     std = jnp.std(samples, ddof=1) if num_probes > 1 else jnp.asarray(jnp.nan, samples.dtype)
     return TraceEstimate(jnp.mean(samples), std / jnp.sqrt(num_probes))
 
@@ -84,9 +85,9 @@ def hutchinson_trace(
         >>> float(est.trace), float(est.stderr)
         (8.0, 0.0)
     """
-    _check_int("num_probes", num_probes, 1)
+    check_int("num_probes", num_probes, 1)
     if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
     return _hutchinson_at(loss, params, key, num_probes, batch_size)
 
 

@@ -31,19 +31,21 @@ record)``, to put in one's own ``jit``/``vmap``/``lax.scan``. :func:`run_sharpne
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+import os
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.analyses.curvature.along import curvature_info
 from gdchaos.analyses.curvature.eigen import resolve_method
 from gdchaos.engine.ensemble import check_grid, draw, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.core.errors import check
 from gdchaos.analyses.lyapunov.local import check_rtol, default_rtol
-from gdchaos.core.maps import TrainingMap, TrainState, tree_sq_norm
-from gdchaos.core.models import count_params
+from gdchaos.core.maps import TrainingMap, TrainState
+from gdchaos.core.tree import count_params, tree_sq_norm
 
 RECORDED = ("top", "bottom", "n_positive", "n_negative", "n_chaotic", "n_flat", "overlap_top", "overlap_bottom",
             "grad_norm")
@@ -201,7 +203,7 @@ def run_sharpness(
     init_params: Callable,
     loss: Callable,
     *,
-    eta,
+    eta: ArrayLike,
     n_ic: int,
     steps: int,
     every: int,
@@ -213,8 +215,8 @@ def run_sharpness(
     hyper: dict | None = None,
     chunk: int = 10,
     progress: bool = True,
-    devices=None,
-    checkpoint=None,
+    devices: Sequence[jax.Device] | None = None,
+    checkpoint: str | os.PathLike | None = None,
     rtol: float | None = None,
 ) -> SharpnessResult:
     """Curvature of ``loss`` every ``every`` updates along the trajectories of ``tmap`` over (η, ic).

@@ -16,7 +16,7 @@ from gdchaos.analyses.lyapunov.finite import (
     finite_exponents,
     ratio_fit,
     saturation_times,
-    summarize,
+    summarize_exponents,
     window_grid,
 )
 from gdchaos.analyses.lyapunov.local import (
@@ -62,7 +62,7 @@ __all__ = [
     "saturation_times",
     "run_tangent",
     "tangent_step",
-    "summarize",
+    "summarize_exponents",
     "tangent_map",
     "window_grid",
     "LyapunovInfo",

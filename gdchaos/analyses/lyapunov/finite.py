@@ -26,7 +26,7 @@ sums (O(1) per window), so a sweep of thousands of series fits in milliseconds.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -86,8 +86,10 @@ def explain_empty(exponents: FiniteExponents) -> str | None:
     Example:
         >>> fe = FiniteExponents(np.array([0.01, 0.03]), np.array([0.99, 0.95]), np.zeros(2), np.zeros(2),
         ...                      np.array([False, False]))
-        >>> print(explain_empty(fe))
-        no initial condition passed the finite-exponent filters: R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2 (largest Λ seen 0.03, R² 0.95); lower min_exponent (lyapunov.min_exponent) if this task's exponents are smaller: the defaults are tuned on Iris
+        >>> print(explain_empty(fe))  # doctest: +NORMALIZE_WHITESPACE
+        no initial condition passed the finite-exponent filters: R² > 0.9 removed 0 of 2, Λ > 0.05 removed 2 of 2
+        (largest Λ seen 0.03, R² 0.95); lower min_exponent (lyapunov.min_exponent) if this task's exponents are smaller:
+        the defaults are tuned on Iris
     """
     if np.any(exponents.kept):
         return None
@@ -109,13 +111,13 @@ def explain_empty(exponents: FiniteExponents) -> str | None:
     )
 
 
-def window_grid(starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> tuple[np.ndarray, np.ndarray]:
+def window_grid(starts: Sequence[int] = DEFAULT_STARTS, lengths: Sequence[int] = DEFAULT_LENGTHS) -> tuple[np.ndarray, np.ndarray]:
     """All (start, length) pairs of the grid, flattened."""
     s, l = np.meshgrid(np.asarray(starts, int), np.asarray(lengths, int), indexing="ij")
     return s.ravel(), l.ravel()
 
 
-def check_window_grid(steps: int, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> None:
+def check_window_grid(steps: int, starts: Sequence[int] = DEFAULT_STARTS, lengths: Sequence[int] = DEFAULT_LENGTHS) -> None:
     """Raise a ConfigError unless every window of the grid fits in ``steps`` recorded points."""
     starts, lengths = list(starts), list(lengths)
     check(len(starts) > 0 and len(lengths) > 0, "the fit window grid is empty; give starts and lengths")
@@ -130,7 +132,7 @@ def check_window_grid(steps: int, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS
     )
 
 
-def saturation_times(starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> np.ndarray:
+def saturation_times(starts: Sequence[int] = DEFAULT_STARTS, lengths: Sequence[int] = DEFAULT_LENGTHS) -> np.ndarray:
     """Candidate saturation times τ of the ratio estimator: every window end s + L of the grid.
 
     The ratio estimator thus looks at the same span of updates as the window fit
@@ -178,7 +180,7 @@ def _window_lines(y: np.ndarray, s: np.ndarray, length: np.ndarray):
     return slope, intercept_at_start, r2
 
 
-def best_window_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> WindowFit:
+def best_window_fit(y: np.ndarray, starts: Sequence[int] = DEFAULT_STARTS, lengths: Sequence[int] = DEFAULT_LENGTHS) -> WindowFit:
     """Fit a line to every window of ``y`` (time on the last axis) and keep the best R².
 
     Windows containing a non-finite value are skipped; a constant window has R² = 0.
@@ -211,7 +213,7 @@ R2_TIE = 1e-9
 """Windows [0, τ] whose R² is within this of the best are equally good; the ratio estimator takes the longest."""
 
 
-def ratio_fit(y: np.ndarray, starts=DEFAULT_STARTS, lengths=DEFAULT_LENGTHS) -> WindowFit:
+def ratio_fit(y: np.ndarray, starts: Sequence[int] = DEFAULT_STARTS, lengths: Sequence[int] = DEFAULT_LENGTHS) -> WindowFit:
     r"""Eq. 3 of danovski2024 / jimenez-gonzalez2026 on ``y`` = ln d̄(t) (time on the last axis).
 
     Λ = (1/τ) ln(d̄(τ)/d̄(0)) = (y(τ) − y(0))/τ, where the saturation time τ is the window
@@ -251,7 +253,7 @@ ESTIMATORS = {"window": best_window_fit, "ratio": ratio_fit}
 """Finite-exponent estimators: ``window`` (best-R² slope over the window grid) and ``ratio`` (the papers' Eq. 3)."""
 
 
-def check_estimator(estimator) -> str:
+def check_estimator(estimator: object) -> str:
     """Return ``estimator`` if it names one of :data:`ESTIMATORS`, else raise a ConfigError."""
     check(isinstance(estimator, str) and estimator in ESTIMATORS,
           f"unknown finite-exponent estimator {estimator!r} (lyapunov.estimator); choose one of {sorted(ESTIMATORS)}")
@@ -260,8 +262,8 @@ def check_estimator(estimator) -> str:
 
 def finite_exponents(
     distance: np.ndarray,
-    starts=DEFAULT_STARTS,
-    lengths=DEFAULT_LENGTHS,
+    starts: Sequence[int] = DEFAULT_STARTS,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
     min_r2: float = 0.9,
     min_exponent: float = 0.05,
     estimator: str = "window",
@@ -314,7 +316,7 @@ def phase(n_kept: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
     return np.where(n_kept > 0, PHASE_CHAOTIC, np.where(n_valid > 0, PHASE_NONCHAOTIC, PHASE_UNDEFINED))
 
 
-def summarize(exponents: FiniteExponents, axis: int = -1, warn: bool = True) -> dict[str, np.ndarray]:
+def summarize_exponents(exponents: FiniteExponents, axis: int = -1, warn: bool = True) -> dict[str, np.ndarray]:
     """λ_nMLE (mean of kept Λ), its std, ρ (kept fraction), counts and the phase along ``axis``.
 
     Where no Λ is kept, λ_nMLE and its std are NaN (undefined) and ρ = 0: ``phase`` then

@@ -38,8 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike, DTypeLike
 
 from gdchaos.core.errors import check
+from gdchaos.core.tree import PyTree, count_params
 
 MAX_PARAMS = 4096
 
@@ -71,7 +73,7 @@ class LocalExponents(NamedTuple):
 
 
 def _check_size(params, max_params: int) -> int:
-    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    n = count_params(params)
     check(
         n <= max_params,
         f"the explicit Hessian of {n} parameters needs {n}×{n} entries; raise max_params "
@@ -81,7 +83,7 @@ def _check_size(params, max_params: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def hessian_matrix(loss: Callable, params) -> jax.Array:
+def hessian_matrix(loss: Callable, params: PyTree) -> jax.Array:
     """Explicit N×N Hessian of ``loss(params)`` over the flattened parameters (``ravel_pytree`` order).
 
     Compiled once per ``loss`` function (a hashable callable, static).
@@ -95,7 +97,7 @@ def _eigenvalues(loss: Callable, params) -> jax.Array:
     return jnp.linalg.eigvalsh(hessian_matrix(loss, params))
 
 
-def hessian_spectrum(loss: Callable, params, *, max_params: int = MAX_PARAMS) -> jax.Array:
+def hessian_spectrum(loss: Callable, params: PyTree, *, max_params: int = MAX_PARAMS) -> jax.Array:
     """Ascending eigenvalues of the Hessian of ``loss(params)`` (compiled once per ``loss`` function).
 
     Example:
@@ -107,12 +109,12 @@ def hessian_spectrum(loss: Callable, params, *, max_params: int = MAX_PARAMS) ->
     return _eigenvalues(loss, params)
 
 
-def gd_local_exponents(eigenvalues, eta) -> jax.Array:
+def gd_local_exponents(eigenvalues: ArrayLike, eta: ArrayLike) -> jax.Array:
     """μ_i = ln|1 − η λ_i| for Hessian eigenvalues λ_i (broadcasts η against λ)."""
     return jnp.log(jnp.abs(1.0 - eta * jnp.asarray(eigenvalues)))
 
 
-def default_rtol(n: int, dtype) -> float:
+def default_rtol(n: int, dtype: DTypeLike) -> float:
     """The default relative flat tolerance: N·ε of ``dtype`` (the roundoff of ``eigh`` on N×N).
 
     Example:
@@ -122,7 +124,7 @@ def default_rtol(n: int, dtype) -> float:
     return float(n * jnp.finfo(dtype).eps)
 
 
-def check_rtol(rtol) -> float | None:
+def check_rtol(rtol: ArrayLike | None) -> ArrayLike | None:
     """``rtol`` as a float (``None`` stays ``None``: the default N·ε); it must be finite and ≥ 0."""
     if rtol is None:
         return None
@@ -134,7 +136,7 @@ def check_rtol(rtol) -> float | None:
     return value
 
 
-def zero_tolerance(eigenvalues, rtol=None) -> jax.Array:
+def zero_tolerance(eigenvalues: ArrayLike, rtol: float | None = None) -> jax.Array:
     """Flat tolerance tol = ``rtol``·max|λ| over the last axis (kept as a length-1 axis).
 
     ``rtol`` defaults to N·ε of the dtype (:func:`default_rtol`, the roundoff of ``eigh``),
@@ -148,6 +150,22 @@ def zero_tolerance(eigenvalues, rtol=None) -> jax.Array:
     lam = jnp.asarray(eigenvalues)
     rtol = default_rtol(lam.shape[-1], lam.dtype) if rtol is None else check_rtol(rtol)
     return rtol * jnp.max(jnp.abs(lam), axis=-1, keepdims=True)
+
+
+
+def flat_tolerance(eigenvalues: ArrayLike, n: int, rtol: float | None = None) -> jax.Array:
+    """Flat tolerance tol = ``rtol``·max|λ| over the last axis (dropped) for some eigenvalues of an N×N Hessian.
+
+    As :func:`zero_tolerance`, but the default rtol = N·ε uses the number of parameters
+    ``n``, not the number of eigenvalues given (a Lanczos run computes only some of them).
+
+    Example:
+        >>> float(flat_tolerance(jnp.array([-8.0, 4.0]), n=1000, rtol=0.125))
+        1.0
+    """
+    lam = jnp.asarray(eigenvalues)
+    rtol = default_rtol(n, lam.dtype) if rtol is None else rtol
+    return zero_tolerance(lam, rtol)[..., 0]
 
 
 class DirectionClasses(NamedTuple):
@@ -166,12 +184,12 @@ class DirectionClasses(NamedTuple):
     stable: jax.Array
 
 
-def is_flat(eigenvalues, tol) -> jax.Array:
+def is_flat(eigenvalues: ArrayLike, tol: ArrayLike) -> jax.Array:
     """|λ| ≤ ``tol`` (the edge is flat; NaN is not)."""
     return jnp.abs(jnp.asarray(eigenvalues)) <= tol
 
 
-def classify(eigenvalues, tol, eta) -> DirectionClasses:
+def classify(eigenvalues: ArrayLike, tol: ArrayLike, eta: ArrayLike) -> DirectionClasses:
     """:class:`DirectionClasses` of ``eigenvalues`` for a given flat tolerance ``tol`` (broadcast) and η."""
     lam = jnp.asarray(eigenvalues)
     flat = is_flat(lam, tol)
@@ -180,19 +198,20 @@ def classify(eigenvalues, tol, eta) -> DirectionClasses:
     return DirectionClasses(chaotic, flat, stable)
 
 
-def direction_classes(eigenvalues, eta, rtol=None) -> DirectionClasses:
+def direction_classes(eigenvalues: ArrayLike, eta: ArrayLike, rtol: float | None = None) -> DirectionClasses:
     """Chaotic, flat and stable masks over the last axis, tol = :func:`zero_tolerance` (``rtol``·max|λ|).
 
     Example (tol = 0.125·8 = 1; 2/η = 4):
         >>> c = direction_classes(jnp.array([-8.0, -1.0, 0.0, 1.0, 2.0, 4.0, 5.0]), eta=0.5, rtol=0.125)
-        >>> c.chaotic.tolist(), c.flat.tolist(), c.stable.tolist()
-        ([True, False, False, False, False, False, True], [False, True, True, True, False, False, False], [False, False, False, False, True, True, False])
+        >>> c.chaotic.tolist(), c.flat.tolist(), c.stable.tolist()  # doctest: +NORMALIZE_WHITESPACE
+        ([True, False, False, False, False, False, True], [False, True, True, True, False, False, False],
+         [False, False, False, False, True, True, False])
     """
     lam = jnp.asarray(eigenvalues)
     return classify(lam, zero_tolerance(lam, rtol), eta)
 
 
-def spectrum_count(mask, eigenvalues) -> jax.Array:
+def spectrum_count(mask: ArrayLike, eigenvalues: ArrayLike) -> jax.Array:
     """Σ mask over the last axis, or −1 where the spectrum has a non-finite eigenvalue (no count from NaN).
 
     Example:
@@ -203,7 +222,7 @@ def spectrum_count(mask, eigenvalues) -> jax.Array:
     return jnp.where(finite, jnp.sum(mask, axis=-1), -1)
 
 
-def chaotic_count(eigenvalues, eta, rtol=None) -> jax.Array:
+def chaotic_count(eigenvalues: ArrayLike, eta: ArrayLike, rtol: float | None = None) -> jax.Array:
     """Number of locally chaotic directions, μ_i > 0 (λ_i < −tol or λ_i > 2/η), over the last axis.
 
     Strict: flat eigenvalues (|λ_i| ≤ tol = ``rtol``·max|λ|, default rtol = N·ε, see
@@ -220,7 +239,7 @@ def chaotic_count(eigenvalues, eta, rtol=None) -> jax.Array:
     return spectrum_count(direction_classes(lam, eta, rtol).chaotic, lam)
 
 
-def flat_count(eigenvalues, rtol=None) -> jax.Array:
+def flat_count(eigenvalues: ArrayLike, rtol: float | None = None) -> jax.Array:
     """Number of flat directions, |λ_i| ≤ tol = ``rtol``·max|λ| (default rtol = N·ε), over the last axis.
 
     −1 for a non-finite spectrum.
@@ -247,7 +266,9 @@ def _summarize(eig, eta, rtol=None) -> LocalExponents:
     )
 
 
-def local_exponents(loss: Callable, params, eta, *, max_params: int = MAX_PARAMS, rtol=None) -> LocalExponents:
+def local_exponents(
+    loss: Callable, params: PyTree, eta: ArrayLike, *, max_params: int = MAX_PARAMS, rtol: float | None = None
+) -> LocalExponents:
     """Local GD exponents at ``params`` from the full Hessian spectrum of ``loss(params)``.
 
     ``rtol``: flat tolerance |λ| ≤ rtol·max|λ| (default N·ε), see :class:`LocalExponents`.
@@ -267,7 +288,9 @@ def _eigenvalues_along(loss: Callable, snapshots) -> jax.Array:
     return jax.vmap(lambda p: _eigenvalues(loss, p))(snapshots)
 
 
-def local_exponents_along(loss: Callable, snapshots, eta, *, max_params: int = MAX_PARAMS, rtol=None) -> LocalExponents:
+def local_exponents_along(
+    loss: Callable, snapshots: PyTree, eta: ArrayLike, *, max_params: int = MAX_PARAMS, rtol: float | None = None
+) -> LocalExponents:
     """:func:`local_exponents` at each of a stack of parameter snapshots (leading axis = time), vmapped.
 
     Every field gains the leading snapshot axis, e.g. ``eigenvalues`` is ``(T, N)`` and

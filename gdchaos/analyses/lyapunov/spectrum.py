@@ -12,9 +12,10 @@ a top-k spectrum (k < N) a result of k only says D_KY ≥ k.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def kaplan_yorke(spectrum):
+def kaplan_yorke(spectrum: ArrayLike) -> float | np.ndarray:
     r"""Kaplan–Yorke dimension of a spectrum (last axis; any order, NaN in → NaN out).
 
     Returns a float for a 1-D spectrum, else an array over the leading axes (e.g.
@@ -42,7 +43,7 @@ def kaplan_yorke(spectrum):
     return float(d) if d.ndim == 0 else d
 
 
-def n_positive(spectrum, tol: float = 0.0):
+def n_positive(spectrum: ArrayLike, tol: float = 0.0) -> int | np.ndarray:
     """Number of exponents above ``tol`` over the last axis (an int for a 1-D spectrum).
 
     Example:

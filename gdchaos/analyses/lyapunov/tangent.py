@@ -32,8 +32,10 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.core.errors import check
+from gdchaos.core.tree import PyTree
 
 
 class LyapunovState(NamedTuple):
@@ -98,7 +100,7 @@ def _path_names(path) -> list[str]:
     return [str(getattr(p, "key", getattr(p, "name", getattr(p, "idx", "")))) for p in path]
 
 
-def default_dynamical(path, leaf) -> bool:
+def default_dynamical(path: tuple, leaf: Any) -> bool:
     """Inexact leaves that are not injected optimizer hyperparameters."""
     dtype = getattr(leaf, "dtype", None)
     if dtype is None:
@@ -129,7 +131,7 @@ def _merge(split: _Split, dyn) -> Any:
     return jax.tree.unflatten(split.treedef, [next(it) if m else l for l, m in zip(fill, split.mask)])
 
 
-def dimension(x, dynamical: Callable = default_dynamical) -> int:
+def dimension(x: ArrayLike, dynamical: Callable = default_dynamical) -> int:
     """Number of dynamical scalar variables of state ``x`` (the size of the full spectrum).
 
     Example:
@@ -282,7 +284,7 @@ def exponents(state: LyapunovState, transient: int | None = None) -> jax.Array:
     return jnp.where(n > 0, state.log_stretch / jnp.maximum(n, 1), jnp.nan)
 
 
-def running_exponents(log_stretch, transient: int = 0, renorm_every: int = 1, axis: int = 0):
+def running_exponents(log_stretch: ArrayLike, transient: int = 0, renorm_every: int = 1, axis: int = 0) -> jax.Array | np.ndarray:
     """Finite-time exponents after each step from per-step log-stretches (``LyapunovInfo.log_stretch``).
 
     ``log_stretch`` has time on ``axis``; the estimate after step t is the sum so far
@@ -307,14 +309,14 @@ def running_exponents(log_stretch, transient: int = 0, renorm_every: int = 1, ax
 
 def lyapunov_spectrum(
     step: Callable,
-    x0,
-    hyper,
+    x0: PyTree,
+    hyper: Any,
     steps: int,
     k: int,
     *,
     transient: int = 0,
     renorm_every: int = 1,
-    key=None,
+    key: jax.Array | None = None,
     dynamical: Callable = default_dynamical,
 ) -> LyapunovSpectrum:
     r"""Top-k Lyapunov exponents of ``step`` from ``x0``: ``steps`` steps (``lax.scan``), the first ``transient`` discarded.

@@ -17,15 +17,18 @@ non-finite is flagged (``diverged``, ``diverged_at``) and frozen, as in
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+import os
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.engine.ensemble import check_grid, draw, drive, eta_hyper, place, run_once, unsplit_on_cpu
 from gdchaos.analyses.lyapunov.tangent import LyapunovState, exponents, running_exponents, tangent_map
-from gdchaos.core.maps import TrainingMap, tree_all_finite
+from gdchaos.core.maps import TrainingMap
+from gdchaos.core.tree import tree_all_finite
 
 
 class TangentResult(NamedTuple):
@@ -80,7 +83,9 @@ class TangentCarry(NamedTuple):
     dead_at: jax.Array
 
 
-def tangent_step(tmap: TrainingMap, k: int, *, transient: int = 0, renorm_every: int = 1):
+def tangent_step(
+    tmap: TrainingMap, k: int, *, transient: int = 0, renorm_every: int = 1
+) -> tuple[Callable[..., TangentCarry], Callable[[TangentCarry, dict], tuple[TangentCarry, dict]]]:
     r"""The pure, jittable core of :func:`run_tangent`: ``(init, step)`` of one (η, ic) trajectory.
 
     ``init(params, key, basis_key=None) -> TangentCarry`` starts the training state of
@@ -157,7 +162,7 @@ def run_tangent(
     tmap: TrainingMap,
     init_params: Callable,
     *,
-    eta,
+    eta: ArrayLike,
     n_ic: int,
     steps: int,
     key: jax.Array,
@@ -167,8 +172,8 @@ def run_tangent(
     renorm_every: int = 1,
     chunk: int = 100,
     progress: bool = True,
-    devices=None,
-    checkpoint=None,
+    devices: Sequence[jax.Device] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> TangentResult:
     """Top-k tangent Lyapunov exponents of ``tmap`` for every (η, ic).
 

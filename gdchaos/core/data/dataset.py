@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from gdchaos.core.errors import check
 
@@ -40,12 +41,12 @@ class Dataset(NamedTuple):
             x_test=self.x_test.reshape(len(self.x_test), -1),
         )
 
-    def astype(self, dtype) -> "Dataset":
+    def astype(self, dtype: DTypeLike) -> "Dataset":
         """Inputs cast to ``dtype``; labels stay integers."""
         return self._replace(x_train=self.x_train.astype(dtype), x_test=self.x_test.astype(dtype))
 
 
-def split(x, y, n_test: int | float, seed: int, name: str, n_classes: int | None = None) -> Dataset:
+def split(x: ArrayLike, y: ArrayLike, n_test: int | float, seed: int, name: str, n_classes: int | None = None) -> Dataset:
     """Shuffle ``(x, y)`` with ``seed`` and hold out ``n_test`` samples (count or fraction).
 
     Example:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from gdchaos.core.data.builtin import BUILTIN, IMAGE_SHAPES
 from gdchaos.core.data.dataset import Dataset
@@ -35,7 +36,7 @@ def as_images(ds: Dataset) -> Dataset:
     return ds._replace(x_train=ds.x_train.reshape(-1, *shape), x_test=ds.x_test.reshape(-1, *shape))
 
 
-def load(name: str, images: bool | None = None, **kwargs) -> Dataset:
+def load(name: str, images: bool | None = None, **kwargs: Any) -> Dataset:
     """Load dataset ``name``: built-in (iris, digits, synthetic) or a tensorflow-datasets name.
 
     ``images``: ``None`` keeps the loader's layout (TFDS: ``(n, H, W, C)``; iris,

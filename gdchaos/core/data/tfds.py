@@ -23,11 +23,13 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from gdchaos.core.data.dataset import Dataset
 from gdchaos.core.errors import DatasetUnavailableError, check
+from gdchaos.core.files import atomic_write
 
 CACHE_ENV = "GDCHAOS_CACHE_DIR"
 """Environment variable naming the default cache directory."""
@@ -47,7 +49,7 @@ def cache_path(
     subset: int | None = None,
     test_subset: int | None = None,
     subset_seed: int = 0,
-    resize=None,
+    resize: Sequence[int] | None = None,
     data_dir: str | None = None,
 ) -> Path:
     """The ``.npz`` file that holds (or will hold) the converted arrays of one configuration.
@@ -97,7 +99,7 @@ def _read(source, indices: np.ndarray):
     return images, labels
 
 
-def resize_images(images: np.ndarray, size) -> np.ndarray:
+def resize_images(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Resize 8-bit ``(n, H, W, C)`` images to ``size = (height, width)``; bilinear, antialiased.
 
     Example:
@@ -168,7 +170,7 @@ def load_tfds(
     subset: int | None = None,
     test_subset: int | None = None,
     subset_seed: int = 0,
-    resize=None,
+    resize: Sequence[int] | None = None,
     train_split: str = "train",
     test_split: str = "test",
     cache: bool = True,
@@ -219,11 +221,7 @@ def load_tfds(
     if arrays is None:
         arrays, mocked = _convert(name, data_dir, download, train_split, test_split, subset, test_subset, subset_seed, resize)
         if cache and not (mocked and not (cache_dir or os.environ.get(CACHE_ENV))):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # atomic: parallel jobs never read a half-written file
+            atomic_write(path, lambda f: np.savez(f, **arrays))  # parallel jobs never read a half-written file
     scale = np.asarray(255.0, dtype)
     return Dataset(
         x_train=arrays["x_train"].astype(dtype) / scale,
