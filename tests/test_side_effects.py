@@ -109,7 +109,7 @@ def test_backend_is_untouched_by_import_and_by_drawing(how, tmp_path):
         fig = diagnostic_plots.plot_acf(0.9 ** np.arange(11))
         import matplotlib.pyplot as plt
         assert plt.get_fignums() == [fig.number]
-        gdchaos.figures.sweep.write_figures({{"acf.png": fig}}, {str(tmp_path / "files")!r})
+        gdchaos.figures.base.write_figures({{"acf.png": fig}}, {str(tmp_path / "files")!r})
         assert plt.get_fignums() == [], "write_figures left the figure open"
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         print("ok")

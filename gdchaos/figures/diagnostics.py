@@ -5,7 +5,7 @@ and returns a matplotlib Figure.
 
 As in :mod:`gdchaos.figures.sweep`: importing this module loads no matplotlib and selects no
 backend; a figure function loads pyplot on first use and returns a pyplot figure
-under the user's backend (pyplot-free Agg figures inside ``gdchaos.figures.sweep._for_files``).
+under the user's backend (pyplot-free Agg figures inside :func:`gdchaos.figures.base.for_files`).
 """
 
 from __future__ import annotations

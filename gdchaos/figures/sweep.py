@@ -1,18 +1,21 @@
 """Figures of a finite-ε sweep, drawn from its results Dataset.
 
-Each function takes the Dataset from :func:`gdchaos.experiments.results.to_dataset` (or
-``results.load``) and returns a matplotlib Figure; :func:`save_all` writes the set.
+Each function takes a sweep's results Dataset (or ``results.load``) and returns a
+matplotlib Figure; :func:`finite_figures`, :func:`tangent_figures` and
+:func:`sharpness_figures` are each analysis's set, which
+:func:`gdchaos.experiments.registry.save_figures` writes.
 
 Importing gdchaos loads neither matplotlib nor pyplot and never selects a backend.
 A figure function called directly loads pyplot on first use and returns a pyplot
 figure under *your* backend (``plt.show()``, notebooks' inline display and
-``fig.savefig`` work as usual). :func:`save_all` (the sweep CLI's figure writer)
+``fig.savefig`` work as usual). Inside :func:`gdchaos.figures.base.for_files` (the sweep's figure writer)
 draws pyplot-free ``matplotlib.figure.Figure`` objects on an Agg canvas instead:
 no GUI, no figure registry, no global state, whatever the backend (the shared
 machinery of :mod:`gdchaos.figures.base`).
 
 Example:
     >>> import matplotlib, tempfile
+    >>> from gdchaos.figures.base import for_files, subplots, write_figures
     >>> backend = matplotlib.get_backend()
     >>> with for_files():
     ...     fig, ax = subplots(figsize=(2, 2))
@@ -31,13 +34,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gdchaos.core.precision import nan_mean
-from gdchaos.figures.base import eta_axis, for_files, subplots, write_figures  # noqa: F401 (write_figures: re-exported)
+from gdchaos.figures.base import eta_axis, subplots
 
 if TYPE_CHECKING:
-    import xarray as xr
+    from collections.abc import Sequence
 
-# the former private names, still used by gdchaos.figures.diagnostics and tests/test_paper_definitions.py
-_for_files, _subplots = for_files, subplots
+    import xarray as xr
+    from matplotlib.figure import Figure
 
 
 def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
@@ -50,7 +53,7 @@ def pick_eta(ds: xr.Dataset, n: int = 4) -> list[float]:
 ESTIMATOR_LABELS = {"window": "window fit (best-R² slope)", "ratio": "ratio from t = 0 (Eq. 3)"}
 
 
-def summary_figure(ds: xr.Dataset):
+def summary_figure(ds: xr.Dataset) -> Figure:
     """λ_nMLE(η) ± std, ρ(η) and ⟨τ⟩(η) in three panels, one line per ε.
 
     Where no Λ is kept (ρ = 0, the λ_nMLE ≤ 0 phase) λ_nMLE is undefined: open markers
@@ -114,7 +117,7 @@ def _tau_panel(ax, s, label: str, steps, first: bool) -> None:
         ax.plot([], [], color="gray", ls="--", marker=".", label="⟨τ⟩ over ICs that reached it")
 
 
-def lambda_eps_figure(ds: xr.Dataset):
+def lambda_eps_figure(ds: xr.Dataset) -> Figure:
     """λ_nMLE(ε) per η for both estimators, ρ(ε), and where each fit sits vs ε (median window start, median τ).
 
     Solid: the window fit (best-R² slope); dashed: the ratio from t = 0 (the papers' Eq. 3).
@@ -169,7 +172,7 @@ def _loggable(a) -> np.ndarray:
     return np.where(np.isfinite(a) & (a > 0) & (a < LOG_PLOT_MAX), a, np.nan)
 
 
-def distance_figure(ds: xr.Dataset, etas=None, n_ic: int = 3):
+def distance_figure(ds: xr.Dataset, etas: Sequence[float] | None = None, n_ic: int = 3) -> Figure:
     """d(t) on a log axis: members (thin) and their mean (thick) for a few ICs, per η (diverged members end)."""
 
     def draw(ax, s):
@@ -183,7 +186,7 @@ def distance_figure(ds: xr.Dataset, etas=None, n_ic: int = 3):
     return _per_eta_grid(ds, etas or pick_eta(ds), f"{ds.attrs.get('distance', 'L1')} distance d(t)", draw)
 
 
-def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+def loss_figure(ds: xr.Dataset, etas: Sequence[float] | None = None, n_ic: int = 5) -> Figure:
     """Training loss of the reference trajectories of a few ICs, per η; a dotted line marks where one diverged."""
 
     def draw(ax, s):
@@ -197,7 +200,7 @@ def loss_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
     return _per_eta_grid(ds, etas or pick_eta(ds), "training loss", draw)
 
 
-def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
+def exponent_histogram(ds: xr.Dataset, etas: Sequence[float] | None = None, bins: int = 20) -> Figure:
     """P(Λ) of the kept finite exponents, one histogram per η (first ε)."""
     etas = etas or [float(e) for e in ds.eta.values if ds.sel(eta=e).n_kept.isel(eps=0) > 0][-4:]
     fig, ax = subplots(figsize=(6, 4), constrained_layout=True)
@@ -214,7 +217,7 @@ def exponent_histogram(ds: xr.Dataset, etas=None, bins: int = 20):
     return fig
 
 
-def tangent_figure(ds: xr.Dataset):
+def tangent_figure(ds: xr.Dataset) -> Figure:
     """Tangent λ_max(η) ± std over ICs (with finite-ε λ_nMLE if present) and the spectrum per η."""
     fig, (ax0, ax1) = subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     ax0.errorbar(ds.eta, ds.lambda_max_tangent, yerr=ds.lambda_max_tangent_std, marker="D", color="k",
@@ -252,7 +255,7 @@ def tangent_figure(ds: xr.Dataset):
     return fig
 
 
-def ftle_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+def ftle_figure(ds: xr.Dataset, etas: Sequence[float] | None = None, n_ic: int = 5) -> Figure:
     """Running finite-time estimate of λ_1 vs update, per η; a diverged trajectory ends in an ×."""
 
     def draw(ax, s):
@@ -268,7 +271,7 @@ def ftle_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
     return _per_eta_grid(ds, etas or pick_eta(ds), "finite-time λ_1 up to t", draw, has_eps=False)
 
 
-def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
+def sharpness_figure(ds: xr.Dataset, etas: Sequence[float] | None = None, n_ic: int = 5) -> Figure:
     """Edge of stability: sharpness λ_max(H) vs update, one panel per η, with the 2/η line.
 
     A diverged trajectory ends in an ×, at the update that diverged and its last measured
@@ -307,7 +310,7 @@ def sharpness_figure(ds: xr.Dataset, etas=None, n_ic: int = 5):
     return fig
 
 
-def curvature_figure(ds: xr.Dataset, etas=None):
+def curvature_figure(ds: xr.Dataset, etas: Sequence[float] | None = None) -> Figure:
     """IC means along training: locally chaotic, flat and negative directions, and |cos(∇L, v_top)|.
 
     Chaotic: λ < −tol or λ > 2/η (a positive local exponent); flat: |λ| ≤ tol, with
@@ -343,7 +346,7 @@ def curvature_figure(ds: xr.Dataset, etas=None):
     return fig
 
 
-def finite_figures(ds: xr.Dataset, etas=None) -> dict:
+def finite_figures(ds: xr.Dataset, etas: Sequence[float] | None = None) -> dict[str, Figure]:
     """The finite-ε analysis's figures: summary, distance, loss, lambda_hist, and lambda_eps with two or more ε."""
     figures = {
         "summary.png": summary_figure(ds),
@@ -356,11 +359,11 @@ def finite_figures(ds: xr.Dataset, etas=None) -> dict:
     return figures
 
 
-def tangent_figures(ds: xr.Dataset, etas=None) -> dict:
+def tangent_figures(ds: xr.Dataset, etas: Sequence[float] | None = None) -> dict[str, Figure]:
     """The tangent analysis's figures: tangent (spectrum vs η) and ftle (running exponents)."""
     return {"tangent.png": tangent_figure(ds), "ftle.png": ftle_figure(ds, etas)}
 
 
-def sharpness_figures(ds: xr.Dataset, etas=None) -> dict:
+def sharpness_figures(ds: xr.Dataset, etas: Sequence[float] | None = None) -> dict[str, Figure]:
     """The sharpness analysis's figures: sharpness (vs 2/η) and curvature (direction counts, overlaps)."""
     return {"sharpness.png": sharpness_figure(ds, etas), "curvature.png": curvature_figure(ds, etas)}
