@@ -384,7 +384,8 @@ def measure(case: Case, dtype: str, torch, n_dev: int) -> dict:
     out["n_params"] = count_params(task.model.init(jax.random.key(0)))
     out["records"] = list(res.records)
     print(f"  vectorized {out['rate']:,.0f}/s ({n_dev} dev), 1 dev {out['rate_1'] or 0:,.0f}/s, "
-          f"sequential {out['seq']:,.0f}/s (no sync {out['async']:,.0f}/s, one scanned trajectory {out['scan']:,.0f}/s), PyTorch {out['torch'] or 0:,.0f}/s, "
+          f"sequential {out['seq']:,.0f}/s (no sync {out['async']:,.0f}/s, one scanned trajectory {out['scan']:,.0f}/s), "
+          f"PyTorch {out['torch'] or 0:,.0f}/s, "
           f"ratio {out['rate'] / out['seq']:.3g}", flush=True)
     return out
 

@@ -29,8 +29,7 @@ from gdchaos.analyses import curvature, directions, edge_of_chaos, lyapunov, reg
 from gdchaos.analyses.curvature import cgd, stability
 from gdchaos.core import data, losses, maps, models, perturb
 from gdchaos.engine import checkpoint, ensemble, programs
-import gdchaos.figures.diagnostics
-import gdchaos.figures.sweep
+from gdchaos import figures
 from gdchaos.analyses.curvature.cgd import cgd_map, cgd_optimizer
 from gdchaos.analyses.curvature import (
     curvature_info,
@@ -164,6 +163,7 @@ __all__ = [
     "orbit_diagram",
     "perturb",
     "perturb_along",
+    "programs",
     "regularity",
     "post_learning",
     "provenance",

@@ -25,7 +25,14 @@ from gdchaos.experiments import results
 from gdchaos.engine.ensemble import EnsembleResult
 from gdchaos.core.errors import ConfigError
 from gdchaos.experiments.finite import finite_sweep
-from gdchaos.analyses.lyapunov.finite import FiniteExponents, FilterWarning, finite_exponents, ratio_fit, saturation_times, summarize_exponents
+from gdchaos.analyses.lyapunov.finite import (
+    FilterWarning,
+    FiniteExponents,
+    finite_exponents,
+    ratio_fit,
+    saturation_times,
+    summarize_exponents,
+)
 
 from conftest import SMALL_WINDOWS
 

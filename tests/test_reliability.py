@@ -1,7 +1,6 @@
 """Long sweeps survive interruption, bad results files and blow-up; runs are reproducible."""
 
 import itertools
-import os
 import signal
 import subprocess
 import sys

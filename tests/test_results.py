@@ -7,7 +7,6 @@ import pytest
 import xarray as xr
 
 from gdchaos.experiments import registry
-from gdchaos.figures import sweep as plots
 
 from gdchaos.experiments import results
 from gdchaos.core.errors import ConfigError

@@ -97,6 +97,7 @@ def test_backend_is_untouched_by_import_and_by_drawing(how, tmp_path):
         {select}
         import gdchaos
         import gdchaos.experiments.registry
+        import gdchaos.figures.base
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         {textwrap.indent(textwrap.dedent(DRAW), " " * 8).strip()}
         paths = gdchaos.experiments.registry.save_figures(ds, {str(tmp_path / "files")!r})

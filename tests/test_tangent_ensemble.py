@@ -10,7 +10,6 @@ import pytest
 from conftest import fast_key
 
 from gdchaos.experiments import results
-from gdchaos.analyses.lyapunov.tangent import lyapunov_spectrum
 from gdchaos.analyses.lyapunov.tangent_ensemble import run_tangent
 
 
