@@ -70,6 +70,18 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {"results": "gdchaos.experiments.results", "timeseries": "gdchaos.analyses.timeseries"}
 _LAZY_NAMES = {
+    "onset_search": "analyses.onset",
+    "OnsetResult": "analyses.onset",
+    "RhoPoints": "analyses.onset",
+    "FiniteRho": "analyses.onset",
+    "finite_rho": "analyses.onset",
+    "lr_range_test": "analyses.onset",
+    "RangeTest": "analyses.onset",
+    "validate_tau": "analyses.onset",
+    "TauValidation": "analyses.onset",
+    "wilson_interval": "analyses.onset",
+    "uniform_grid_points": "analyses.onset",
+
     "Analysis": "experiments.registry",
     "register_analysis": "experiments.registry",
     "register_optimizer": "experiments.optimizers",
@@ -100,6 +112,17 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "uniform_grid_points",
+    "wilson_interval",
+    "TauValidation",
+    "validate_tau",
+    "RangeTest",
+    "lr_range_test",
+    "finite_rho",
+    "FiniteRho",
+    "RhoPoints",
+    "OnsetResult",
+    "onset_search",
     "register_optimizer",
     "register_analysis",
     "Analysis",

@@ -231,9 +231,16 @@ def test_range_test_on_a_quadratic_matches_the_closed_form():
     assert rt.member_steps == 2 * num_it and rt.member_steps_to_stop == int(np.sum(rt.stop + 1))
     smoothed = onset.lr_range_test(quadratic_map(lam), lambda k: jax.random.normal(k, (3,)), eta_min=eta_min, eta_max=eta_max,
                                    num_it=num_it, n_ic=4, key=w0_key)
-    assert smoothed.suggestion < 2 / lam and np.all(smoothed.suggestions < 2 / lam)
-    assert smoothed.spread == pytest.approx(np.std(np.log10(smoothed.suggestions)))
-    assert smoothed.suggestion == pytest.approx(10 ** np.mean(np.log10(smoothed.suggestions)))
+    assert smoothed.suggestion < 2 / lam and np.all(smoothed.suggestions < 2 / lam)  # a stable η
+    # a quartic V = w²/2 + w⁴/4: the curvature depends on |w₀|, so the ICs' suggestions differ
+    from gdchaos.core.maps import gd
+
+    quartic = gd(lambda p, x, y: jnp.sum(0.5 * p**2 + 0.25 * p**4), jnp.zeros(1), jnp.zeros(1))
+    spread = onset.lr_range_test(quartic, lambda k: 3 * jax.random.normal(k, (1,)), eta_min=1e-3, eta_max=10.0, num_it=100,
+                                 n_ic=4, key=w0_key)
+    assert np.unique(spread.suggestions).size > 1
+    assert spread.spread == pytest.approx(np.std(np.log10(spread.suggestions)))
+    assert spread.suggestion == pytest.approx(10 ** np.mean(np.log10(spread.suggestions)))  # geometric mean
 
 
 def test_minimum_rule():
@@ -306,6 +313,16 @@ def test_cli_end_to_end(tmp_path):
         assert ds.sizes["point"] == 3 * ds.attrs["rounds"]
         assert ds.attrs["member_steps"] == 3 * 3 * 2 * 52 * ds.attrs["rounds"]
         assert ds.attrs["dtype"] == "float64" and "rho_ci_low" in ds and "bracket_low" in ds
+
+
+def test_cli_failure_prints_one_line_with_the_curve(tmp_path):
+    tiny = ["n_ic=2", "n_perturb=1", "steps=52", "lyapunov.start_max=10", "lyapunov.length_min=20", "lyapunov.length_max=40",
+            "eta_min=0.0001", "eta_max=0.001", "max_rounds=1", "range_test.enabled=false", "validate.enabled=false"]
+    proc = _cli(tiny, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith("[")]  # [..] are log records
+    assert len(printed) == 1 and printed[0].startswith("no_onset:") and "rho(eta) = 0.0001:0.00" in printed[0]
+    assert (tmp_path / "onset.nc").exists() and (tmp_path / "onset.png").exists()
 
 
 @pytest.mark.parametrize("arg, key", [("k=1", "k must be"), ("no_such_key=1", "no_such_key")])
