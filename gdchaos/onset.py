@@ -7,10 +7,10 @@ Runs :func:`gdchaos.analyses.onset.onset_search` on the configured task (default
 ``validate.enabled``, ⟨τ⟩ over fresh initial conditions at η_onset, η_full and the range
 test's suggestion. Writes into the run directory
 
-* ``onset.nc``: the measured points (η, ρ̂, n, Wilson interval, round), the bracket of
+* ``results.nc``: the measured points (η, ρ̂, n, Wilson interval, round), the bracket of
   every round, the range test's loss curves and the validation, with the result, its cost
   (member-steps, compile and run seconds) and the config as attributes;
-* ``onset.csv``: one row per candidate η (onset, full, range test): η, the finder's cost,
+* ``summary.csv``: one row per candidate η (onset, full, range test): η, the finder's cost,
   ⟨τ⟩ ± standard error and the censored count;
 * ``onset.png``: ρ(η) with the bracket history, and the range test's loss curve.
 
@@ -34,8 +34,8 @@ from gdchaos.core.config import integer, number, select
 from gdchaos.core.errors import check
 
 log = logging.getLogger("gdchaos.onset")
-RESULTS_FILE = "onset.nc"
-SUMMARY_FILE = "onset.csv"
+RESULTS_FILE = "results.nc"
+SUMMARY_FILE = "summary.csv"
 
 
 def validate(cfg) -> None:
@@ -189,7 +189,7 @@ def summary(result, range_test=None, validation=None):
 
 
 def run_onset(cfg, output_dir):
-    """Search, range test, validation; write ``onset.nc``, ``onset.csv`` and ``onset.png`` into ``output_dir``."""
+    """Search, range test, validation; write ``results.nc``, ``summary.csv`` and ``onset.png`` into ``output_dir``."""
     import jax
     import numpy as np
     from omegaconf import OmegaConf

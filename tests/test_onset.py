@@ -304,11 +304,11 @@ def test_cli_end_to_end(tmp_path):
             "eta_min=0.05", "eta_max=20", "rtol=1.0", "max_rounds=2", "range_test.enabled=false", "validate.enabled=false"]
     proc = _cli(tiny, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("onset.nc", "onset.csv", "onset.png"):
+    for name in ("results.nc", "summary.csv", "onset.png"):
         assert (tmp_path / name).exists(), name
-    table = pd.read_csv(tmp_path / "onset.csv")
+    table = pd.read_csv(tmp_path / "summary.csv")
     assert list(table.method) == ["onset", "full"]
-    with xr.open_dataset(tmp_path / "onset.nc", engine="h5netcdf") as ds:
+    with xr.open_dataset(tmp_path / "results.nc", engine="h5netcdf") as ds:
         assert ds.attrs["status"] in onset.STATUSES
         assert ds.sizes["point"] == 3 * ds.attrs["rounds"]
         assert ds.attrs["member_steps"] == 3 * 3 * 2 * 52 * ds.attrs["rounds"]
@@ -322,7 +322,7 @@ def test_cli_failure_prints_one_line_with_the_curve(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith("[")]  # [..] are log records
     assert len(printed) == 1 and printed[0].startswith("no_onset:") and "rho(eta) = 0.0001:0.00" in printed[0]
-    assert (tmp_path / "onset.nc").exists() and (tmp_path / "onset.png").exists()
+    assert (tmp_path / "results.nc").exists() and (tmp_path / "onset.png").exists()
 
 
 @pytest.mark.parametrize("arg, key", [("k=1", "k must be"), ("no_such_key=1", "no_such_key")])
