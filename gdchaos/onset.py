@@ -29,9 +29,18 @@ from __future__ import annotations
 import logging
 import math
 
-from gdchaos.cli.app import hydra_app
+import jax
+import numpy as np
+
+from gdchaos.analyses import onset
+from gdchaos.analyses.onset import RULES
+from gdchaos.cli.app import compose_config, hydra_app
 from gdchaos.core.config import integer, number, select
 from gdchaos.core.errors import check
+from gdchaos.core.precision import enable_float64
+from gdchaos.experiments.results import dataset, write
+from gdchaos.experiments.task import build_task
+from gdchaos.figures.onset import save_figure
 
 log = logging.getLogger("gdchaos.onset")
 RESULTS_FILE = "results.nc"
@@ -40,8 +49,6 @@ SUMMARY_FILE = "summary.csv"
 
 def validate(cfg) -> None:
     """Check every setting before any computation (one-line :class:`~gdchaos.core.errors.ConfigError`)."""
-    from gdchaos.analyses.onset import RULES
-
     eta_min = number(cfg, "eta_min", 0.0, strict=True)
     eta_max = number(cfg, "eta_max", 0.0, strict=True)
     check(eta_min < eta_max, f"eta_min must be < eta_max; got [{eta_min}, {eta_max}]")
@@ -92,9 +99,7 @@ def _nan(x) -> float:
 
 def to_dataset(result, range_test=None, validation=None, attrs: dict | None = None):
     """The search, range test and validation as one results Dataset (:func:`gdchaos.experiments.results.dataset`)."""
-    import numpy as np
 
-    from gdchaos.experiments.results import dataset
 
     p = result.points
     data = {
@@ -190,15 +195,8 @@ def summary(result, range_test=None, validation=None):
 
 def run_onset(cfg, output_dir):
     """Search, range test, validation; write ``results.nc``, ``summary.csv`` and ``onset.png`` into ``output_dir``."""
-    import jax
-    import numpy as np
     from omegaconf import OmegaConf
 
-    from gdchaos.analyses import onset
-    from gdchaos.core.precision import enable_float64
-    from gdchaos.experiments.results import write
-    from gdchaos.experiments.task import build_task
-    from gdchaos.figures.onset import save_figure
 
     validate(cfg)
     enable_float64()
@@ -249,8 +247,6 @@ def run_onset(cfg, output_dir):
 
 def _prepare(args: list[str]) -> list[str]:
     """Compose the config as Hydra will and :func:`validate` it before Hydra creates a run directory."""
-    from gdchaos.cli.app import compose_config
-
     cfg = compose_config(args, "onset")
     if cfg is not None:
         validate(cfg)

@@ -58,6 +58,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gdchaos.core.errors import ConfigError, check
+from gdchaos.core.models import count_params
+from gdchaos.core.precision import nan_mean, nan_std
+from gdchaos.engine import ensemble
+from gdchaos.engine.ensemble import EnsembleCarry, draw
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,7 +103,6 @@ class Laminarity(NamedTuple):
         tolerance: ``(...)`` float, δ (NaN: non-finite).
         finite: ``(...)`` bool, every x_t is finite; False: nothing of the series is classified.
     """
-
     laminar: np.ndarray
     period: np.ndarray
     lengths: np.ndarray
@@ -248,7 +251,6 @@ class Coincidence(NamedTuple):
         chance: the fraction expected if the reference's n_ref onsets fell at independent,
             uniformly random steps: 1 − (1 − (2·window + 1)/T)^n_ref (edges neglected).
     """
-
     n_onsets: np.ndarray
     n_coincident: np.ndarray
     chance: np.ndarray
@@ -315,7 +317,6 @@ class TrainingSeries(NamedTuple):
         diverged: ``(n_eta, n_ic)`` bool; diverged_at: the update that diverged, −1 if none.
         compile_seconds, run_seconds: set-up and compilation, and the run.
     """
-
     eta: np.ndarray
     loss: np.ndarray
     weights: np.ndarray
@@ -360,8 +361,6 @@ def _weight_observer(index: tuple):
 @functools.lru_cache(maxsize=16)
 def _compiled_references(tmap, init_params, n_ic: int):
     """(key, η) -> carry ``(η, 1, ic, 1)`` of the unperturbed states (the ICs of :func:`gdchaos.engine.ensemble.draw`)."""
-    from gdchaos.engine.ensemble import EnsembleCarry, draw
-
     def init(key, eta):
         params, _, batch_keys = draw(key, init_params, n_ic)
         members = jax.tree.map(lambda a: a[:, None], params)
@@ -375,8 +374,6 @@ def _compiled_references(tmap, init_params, n_ic: int):
 
 def _select_weights(selection, n_params: int, run_plain) -> np.ndarray:
     """Flat indices for ``"all"``, an integer k (the k largest mean |w_T − w_0|) or a list of indices."""
-    from gdchaos.core.precision import nan_mean
-
     if isinstance(selection, str):
         check(selection == "all", f"weights must be 'all', an integer k or a list of indices; got {selection!r}")
         return np.arange(n_params)
@@ -426,9 +423,6 @@ def record_series(
         >>> s.loss.shape, s.weights.shape, s.weight_names
         ((2, 2, 30), (2, 2, 2, 30), ['layer0/bias[0]', 'layer0/kernel[1,1]'])
     """
-    from gdchaos.engine import ensemble
-    from gdchaos.core.models import count_params
-
     eta = ensemble.check_grid(eta, n_ic, steps, chunk)
     shapes = jax.eval_shape(task.model.init, key)
     n_params = count_params(shapes)
@@ -590,7 +584,6 @@ def _summaries(ds):
     """Per-η aggregates (``summary_*``); non-finite series are counted and left out."""
     import xarray as xr
 
-    from gdchaos.core.precision import nan_mean, nan_std
 
     finite = ds.loss_finite.values.astype(bool)
     bf = np.where(finite, ds.loss_burst_fraction.values, np.nan)

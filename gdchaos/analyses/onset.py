@@ -57,7 +57,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdchaos.analyses.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_estimator, check_window_grid, finite_exponents
+from gdchaos.analyses.training_time import first_passage, summarize_tau
 from gdchaos.core.errors import check
+from gdchaos.engine import ensemble
+from gdchaos.engine.ensemble import reference_states
 
 STATUSES = ("ok", "max_rounds", "threshold_not_reached", "no_onset", "onset_below_bracket", "not_monotone")
 """Values of :attr:`OnsetResult.status`; the first two carry both η values."""
@@ -133,7 +137,6 @@ class RhoPoints(NamedTuple):
         ci_low, ci_high: Wilson interval of each ρ̂.
         round: the search round that measured each point.
     """
-
     eta: np.ndarray
     rho: np.ndarray
     n: np.ndarray
@@ -164,7 +167,6 @@ class OnsetResult(NamedTuple):
         compile_seconds, run_seconds: time spent compiling and running ``rho_at``.
         message: one line saying what was found or why not.
     """
-
     status: str
     eta_onset: float | None
     eta_onset_interval: tuple[float, float] | None
@@ -395,7 +397,6 @@ class FiniteRho:
         >>> rho.shape, n.tolist(), rho_at.cost_per_eta
         ((2,), [2, 2], 240)
     """
-
     def __init__(
         self,
         task,
@@ -412,7 +413,6 @@ class FiniteRho:
         estimator: str = "window",
         chunk: int | None = None,
     ) -> None:
-        from gdchaos.analyses.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_estimator, check_window_grid
 
         self.task = task
         self.n_ic, self.n_perturb, self.steps, self.eps, self.seed = int(n_ic), int(n_perturb), int(steps), float(eps), int(seed)
@@ -427,8 +427,6 @@ class FiniteRho:
         self.compile_seconds = self.run_seconds = 0.0
 
     def __call__(self, etas) -> tuple[np.ndarray, np.ndarray]:
-        from gdchaos.analyses.lyapunov.finite import finite_exponents
-        from gdchaos.engine import ensemble
 
         task = self.task
         result = ensemble.run(
@@ -475,7 +473,6 @@ class RangeTest(NamedTuple):
         member_steps_to_stop: updates up to each stop, Σ (stop + 1) (what a run that stops early costs).
         compile_seconds, run_seconds: timings.
     """
-
     eta: np.ndarray
     loss: np.ndarray
     smoothed: np.ndarray
@@ -599,8 +596,6 @@ def lr_range_test(
         >>> rt.loss.shape, bool(rt.suggestion < 2.0), rt.member_steps
         ((2, 60), True, 120)
     """
-    from gdchaos.engine.ensemble import reference_states
-
     check(0 < eta_min < eta_max, f"need 0 < eta_min < eta_max; got [{eta_min}, {eta_max}]")
     check(isinstance(num_it, (int, np.integer)) and num_it >= 2, f"num_it must be an integer >= 2; got {num_it!r}")
     check(isinstance(n_ic, (int, np.integer)) and n_ic >= 1, f"n_ic must be an integer >= 1; got {n_ic!r}")
@@ -649,7 +644,6 @@ class TauValidation(NamedTuple):
         steps, target, seed: the settings.
         compile_seconds, run_seconds: timings.
     """
-
     eta: np.ndarray
     tau: np.ndarray
     tau_mean: np.ndarray
@@ -678,9 +672,6 @@ def validate_tau(task, etas, *, n_ic: int = 20, steps: int = 1000, seed: int = 1
         >>> v.tau.shape, bool(v.tau_mean[0] <= 50)
         ((1, 3), True)
     """
-    from gdchaos.analyses.training_time import first_passage, summarize_tau
-    from gdchaos.engine import ensemble
-
     eta = np.atleast_1d(np.asarray(etas, np.float64))
     check(eta.size > 0 and bool(np.all(np.isfinite(eta) & (eta > 0))), f"learning rates must be finite and > 0; got {eta.tolist()}")
     check(isinstance(n_ic, (int, np.integer)) and n_ic >= 1, f"n_ic must be an integer >= 1; got {n_ic!r}")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import jax
 import numpy as np
 
 from gdchaos.analyses import edge_of_chaos as eoc
@@ -66,7 +67,6 @@ def phase_diagram(
     ``boundary_inv_j`` over ``boundary_ratio``, the edges over ``ratio``; attributes ``d0``,
     ``heatmap_seconds``, ``mean_field_seconds`` and the edge summaries.
     """
-    import jax
     import xarray as xr
 
     ratio, inv_j = np.asarray(ratio, dtype=float), np.asarray(inv_j, dtype=float)

@@ -17,7 +17,20 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from gdchaos.analyses import regularity as reg
+from gdchaos.analyses.curvature.stability import sgd_stability
+from gdchaos.analyses.regularity import normal_space
+from gdchaos.core import data as data_lib
 from gdchaos.core.errors import ConfigError, check
+from gdchaos.core.losses import get_loss
+from gdchaos.core.maps import supervised_loss
+from gdchaos.experiments.results import dataset
+from gdchaos.experiments.task import build_model
 
 if TYPE_CHECKING:
     import jax
@@ -43,7 +56,6 @@ __all__ = [
 
 class Problem(NamedTuple):
     """A small supervised MSE problem: ``loss_fn(params, x, y)``, ``apply(params, x) -> outputs``, initial parameters."""
-
     loss_fn: Callable
     apply: Callable
     params: Any
@@ -56,7 +68,6 @@ class Problem(NamedTuple):
 class Empirical(NamedTuple):
     """Settings of :func:`return_fraction`: ``n_perturb`` runs of ``steps`` SGD updates from θ* + δ, ‖δ‖ = ``radius``;
     returned: L(θ_T) ≤ ``decrease``·L(θ_0) with ‖θ_t − θ*‖ ≤ ``escape`` throughout."""
-
     n_perturb: int = 8
     radius: float = 1e-6
     steps: int = 3000
@@ -83,13 +94,7 @@ def build_problem(
         >>> p.label, p.x.shape, p.n_outputs
         ('synthetic/mlp-2-8-2-tanh/mse', (6, 2), 2)
     """
-    import jax
-    import jax.numpy as jnp
 
-    from gdchaos.core import data as data_lib
-    from gdchaos.core.losses import get_loss
-    from gdchaos.core.maps import supervised_loss
-    from gdchaos.experiments.task import build_model
 
     options = dict(data)
     name = options.pop("name")
@@ -117,8 +122,6 @@ def residual(apply: Callable, params: Any, x: Any, y: Any) -> float:
         >>> residual(lambda p, x: x * p, 1.0, jnp.array([[1.0, 0.0], [0.0, 0.5]]), jnp.array([0, 1]))
         0.5
     """
-    import jax.numpy as jnp
-
     out = apply(params, x)
     return float(jnp.max(jnp.abs(out - jnp.eye(out.shape[-1], dtype=out.dtype)[y])))
 
@@ -129,10 +132,6 @@ def fit_minimum(problem: Problem, eta: float, steps: int, tol: float, chunk: int
 
     Returns ``(θ*, residual, updates)``.
     """
-    import jax
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
-
     loss_fn, apply, params, x, y = problem.loss_fn, problem.apply, problem.params, problem.x, problem.y
     flat, unravel = ravel_pytree(params)
 
@@ -160,9 +159,7 @@ def find_minimum(problem: Problem, eta: float | str, steps: int, tol: float) -> 
 
     Returns ``(θ*, residual, updates, η_fit)``.
     """
-    import numpy as np
 
-    from gdchaos.analyses.regularity import normal_space
 
     loss_fn, x, y = problem.loss_fn, problem.x, problem.y
     if eta == "auto":
@@ -193,11 +190,6 @@ def return_fraction(
         >>> [float(f) for f in frac]
         [1.0, 0.0]
     """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from jax.flatten_util import ravel_pytree
-
     emp = settings
     flat, unravel = ravel_pytree(params)
     rng = np.random.default_rng(seed)
@@ -255,12 +247,7 @@ def evaluate_batch_size(
     ``exponent``, ``sgd_stable``, ``return_fraction`` (over η), one dict per η in ``rows``
     (verdict, margins, dimensions) and the batch-Hessian sampling (``n_batches``, ``leak``, ...).
     """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
 
-    from gdchaos.analyses import regularity as reg
-    from gdchaos.analyses.curvature.stability import sgd_stability
 
     loss_fn, x, y = problem.loss_fn, problem.x, problem.y
     zero_rtol = None if zero_rtol is None else float(zero_rtol)
@@ -300,9 +287,7 @@ def to_dataset(
     ``gd`` is ρ(I − ηH|_N) per η (stored as ``gd_exponent`` = ln ρ); ``critical`` = 2/λ_max gives
     ``eta_over_critical``; ``attrs`` join the provenance (:func:`gdchaos.experiments.results.dataset`).
     """
-    import numpy as np
 
-    from gdchaos.experiments.results import dataset
 
     dims = ("batch_size", "eta")
 

@@ -36,7 +36,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gdchaos.core.errors import ConfigError, check
+from gdchaos.figures.base import for_files, write_figures
 
 __all__ = ["Analysis", "Grid", "analysis_names", "analysis_of", "get", "infer_analysis_name", "load_plugins", "register_analysis",
            "save_figures", "summary_columns"]
@@ -52,7 +55,6 @@ class Grid:
     ``checkpoint``: a directory for this analysis's chunk checkpoints, or None.
     ``attrs``: attributes every results Dataset carries (the resolved config, the analysis name).
     """
-
     eta: list[float]
     eps: list[float]
     n_ic: int
@@ -72,7 +74,6 @@ class Analysis:
     float64 for ε below float32 resolution). ``config``: default settings (merged into the
     root config, like a ``# @package _global_`` file) when there is no ``conf/analysis/NAME.yaml``.
     """
-
     name: str
     run: Callable[..., Any]
     summary: Sequence[str] = ()
@@ -160,9 +161,7 @@ def save_figures(ds: Any, directory: str | Path, etas: Sequence[float] | None = 
 
     Figures for files are built without pyplot (the backend is untouched).
     """
-    import numpy as np
 
-    from gdchaos.figures.base import for_files, write_figures
 
     analysis = analysis_of(ds)
     if analysis.figures is None:

@@ -44,8 +44,10 @@ from gdchaos.analyses.curvature.tracking import SharpnessResult
 from gdchaos.analyses.lyapunov.finite import FiniteExponents, phase, summarize_exponents
 from gdchaos.analyses.lyapunov.tangent_ensemble import TangentResult
 from gdchaos.analyses.training_time import summarize_tau
-from gdchaos.core.precision import nan_mean, nan_std
+from gdchaos.core.files import atomic_write
+from gdchaos.core.precision import nan_mean, nan_std, provenance
 from gdchaos.engine.ensemble import AXES, EnsembleResult
+from gdchaos.experiments.registry import infer_analysis_name, summary_columns
 
 RESULTS_FILE = "results.nc"
 FORMAT = "gdchaos-results"
@@ -284,8 +286,6 @@ def dataset(
         >>> ds.rho.attrs["description"], ds.attrs["task"], "backend" in ds.attrs
         ('fraction', 'iris', True)
     """
-    from gdchaos.core.precision import provenance
-
     ds = xr.Dataset(dict(data_vars), coords=dict(coords or {}), attrs={**provenance(), **(attrs or {})})
     for name, text in (descriptions or {}).items():
         if name in ds.variables:
@@ -307,8 +307,6 @@ def write(
     and both files are written to temporary files and renamed into place, so an interrupted
     write leaves the previous files or none, never a truncated one. Returns the netCDF path.
     """
-    from gdchaos.core.files import atomic_write
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / file
@@ -368,8 +366,6 @@ def upgrade_v2(ds: xr.Dataset) -> xr.Dataset:
     Format 2 stored the sweep's ``method`` (finite, tangent, both or sharpness), which is the
     analysis name; a file without it is recognized by its variables.
     """
-    from gdchaos.experiments.registry import infer_analysis_name
-
     name = ds.attrs.pop("method", None) or infer_analysis_name(ds)
     if name is not None:
         ds.attrs["analysis"] = name
@@ -411,8 +407,6 @@ def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """The ``summary.csv`` table: one row per (η[, ε]) with the summary variables of ``ds``'s analysis, and ``n_ic``."""
-    from gdchaos.experiments.registry import summary_columns
-
     names = summary_columns(ds)
     table = ds[names].to_dataframe().reset_index()
     if "ic" in ds.sizes:
