@@ -135,3 +135,26 @@ def test_small_eps_in_float32_is_refused():
 def test_accuracy_is_recorded_in_the_compute_dtype(small_sweep):
     assert small_sweep.accuracy.dtype == np.float64
     assert np.all(np.isin(np.round(small_sweep.accuracy.values[..., 0] * 30, 6) % 1, [0.0]))
+
+
+@pytest.mark.parametrize("method, variables", [
+    ("tangent", {"tangent_exponents": (("eta", "ic", "index"), np.zeros((2, 2, 1))),
+                 "lambda_max_tangent": (("eta",), np.array([0.1, 0.3])),
+                 "lambda_max_tangent_std": (("eta",), np.zeros(2))}),
+    ("sharpness", {"sharpness": (("eta", "ic", "time"), np.ones((2, 2, 3))),
+                   "edge_of_stability": (("eta",), np.array([4.0, 0.5])),
+                   "sharpness_peak": (("eta",), np.ones(2)), "sharpness_final": (("eta",), np.ones(2))}),
+    (None, {"tangent_exponents": (("eta", "ic", "index"), np.zeros((2, 2, 1))),
+            "lambda_max_tangent": (("eta",), np.array([0.1, 0.3]))}),  # no method attribute: told by its variables
+])
+def test_a_format_2_file_loads_naming_its_analysis(tmp_path, method, variables):
+    """Format 2 stored the analysis as the attribute ``method``; format 3 calls it ``analysis``."""
+    attrs = {"format": results.FORMAT, "format_version": 2, **({"method": method} if method else {})}
+    ds = xr.Dataset(variables, coords={"eta": [0.5, 4.0], "ic": [0, 1]}, attrs=attrs)
+    (tmp_path / "results.nc").write_bytes(ds.to_netcdf(None, engine="h5netcdf"))
+    back = results.load(tmp_path)
+    assert back.attrs["analysis"] == (method or "tangent") and "method" not in back.attrs
+    assert back.attrs["format_version"] == 3 and back.attrs["converted_from_format_version"] == 2
+    table = results.summary_table(back)
+    assert list(table.eta) == [0.5, 4.0] and "n_ic" in table.columns
+    assert (table.columns[-1] in ("lambda_max_tangent", "lambda_max_tangent_std", "sharpness_final"))
