@@ -158,3 +158,15 @@ def test_a_format_2_file_loads_naming_its_analysis(tmp_path, method, variables):
     table = results.summary_table(back)
     assert list(table.eta) == [0.5, 4.0] and "n_ic" in table.columns
     assert (table.columns[-1] in ("lambda_max_tangent", "lambda_max_tangent_std", "sharpness_final"))
+
+
+def test_analysis_is_told_by_variables_when_a_file_does_not_name_it():
+    from gdchaos.experiments.registry import infer_analysis_name
+
+    finite = {"distance": (("eta", "step"), np.zeros((1, 2)))}
+    tangent = {"tangent_exponents": (("eta", "index"), np.zeros((1, 1)))}
+    assert infer_analysis_name(xr.Dataset(finite)) == "finite"
+    assert infer_analysis_name(xr.Dataset({**finite, **tangent})) == "both"
+    assert infer_analysis_name(xr.Dataset(tangent)) == "tangent"
+    assert infer_analysis_name(xr.Dataset({"sharpness": (("eta",), [1.0])})) == "sharpness"
+    assert infer_analysis_name(xr.Dataset({"other": (("eta",), [1.0])})) is None
