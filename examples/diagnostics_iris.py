@@ -70,7 +70,8 @@ def main(argv=None) -> dict:
     # Regime gallery: the same ICs at η = 0.01, 1, 5.
     gallery = weights.regime_gallery(task, (0.01, 1.0, 5.0), n_ic=size["n_ic"], steps=size["steps"],
                                      key=key_gallery, every=1)
-    gallery.figure.savefig(out / "regime_gallery.png", dpi=dpi)
+    fig = dplots.plot_regime_gallery(gallery.eta, gallery.trajectory, labels=gallery.labels, title=gallery.title)
+    fig.savefig(out / "regime_gallery.png", dpi=dpi)
     lap("gallery")
     summary["final_loss"] = {f"{e:g}": gallery.trajectory.loss[i, :, -1].tolist() for i, e in enumerate(gallery.eta)}
 

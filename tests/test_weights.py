@@ -91,8 +91,10 @@ def test_recorder_matches_stepping_by_hand(tiny_task):
 
 
 def test_regime_gallery_returns_loss_and_norm_axes_per_eta(tiny_task):
+    from gdchaos.figures.diagnostics import plot_regime_gallery
+
     gallery = weights.regime_gallery(tiny_task, (0.01, 1.0, 5.0), n_ic=2, steps=30, key=fast_key(0))
-    fig = gallery.figure
+    fig = plot_regime_gallery(gallery.eta, gallery.trajectory, labels=gallery.labels, title=gallery.title)
     assert len(fig.axes) == 6
     titles = [ax.get_title() for ax in fig.axes[:3]]
     assert titles == ["η = 0.01 (monotone)", "η = 1 (edge of stability)", "η = 5 (intermittent)"]

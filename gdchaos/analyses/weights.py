@@ -255,19 +255,22 @@ def record_trajectories(
 
 
 class Gallery(NamedTuple):
-    """The regime gallery: figure and the trajectories drawn in it.
+    """The regime gallery: trajectories of several ICs per η (draw it with
+    :func:`gdchaos.figures.diagnostics.plot_regime_gallery`).
 
     Attributes:
-        figure: matplotlib Figure, rows (loss, ‖θ‖) × one column per η.
         eta: ``(n_eta,)`` learning rates.
         trajectory: :class:`Trajectory` with fields ``(n_eta, n_ic, steps)``.
         initial: the initial conditions θ₀ (leaves ``(n_ic, *shape)``).
+        labels: η → regime name, for the figure's titles.
+        title: the task's name.
     """
 
-    figure: Any
     eta: np.ndarray
     trajectory: Trajectory
     initial: Params
+    labels: dict
+    title: str
 
 
 def regime_gallery(
@@ -292,11 +295,9 @@ def regime_gallery(
         >>> from gdchaos.experiments.task import build_task
         >>> task = build_task({"name": "iris"}, {"hidden": [3]}, {"name": "sgd"})
         >>> gallery = regime_gallery(task, (0.01, 5.0), n_ic=2, steps=20)
-        >>> len(gallery.figure.axes), gallery.trajectory.loss.shape
-        (4, (2, 2, 20))
+        >>> gallery.trajectory.loss.shape
+        (2, 2, 20)
     """
-    from gdchaos.figures.diagnostics import plot_regime_gallery
-
     etas = np.atleast_1d(np.asarray(etas, np.float64))
     check(etas.size >= 1 and bool(np.all(etas > 0)), f"etas must be > 0; got {etas.tolist()}")
     check(n_ic >= 1, f"n_ic must be >= 1; got {n_ic}")
@@ -307,8 +308,7 @@ def regime_gallery(
     hyper = {**task.hyper, "learning_rate": etas}
     traj = jax.device_get(record_trajectories(task.tmap, params, hyper, steps, every=every, key=k_batch))
     labels = DEFAULT_REGIMES if labels is None else labels
-    fig = plot_regime_gallery(etas, traj, labels=labels, title=getattr(task, "name", ""))
-    return Gallery(fig, etas, traj, params)
+    return Gallery(etas, traj, params, dict(labels), getattr(task, "name", ""))
 
 
 # --------------------------------------------------------- post-learning stability
