@@ -29,6 +29,7 @@ from gdchaos.core import data as data_lib
 from gdchaos.core.errors import ConfigError, check
 from gdchaos.core.losses import get_loss
 from gdchaos.core.maps import supervised_loss
+from gdchaos.core.tree import count_params
 from gdchaos.experiments.results import dataset
 from gdchaos.experiments.task import build_model
 
@@ -103,7 +104,7 @@ def build_problem(
     x = jnp.asarray(ds.x_train, jnp.float64).reshape(len(ds.x_train), -1)
     y = jnp.asarray(ds.y_train)
     params = net.init(jax.random.key(init_seed))
-    n_params = sum(int(leaf.size) for leaf in jax.tree.leaves(params))
+    n_params = count_params(params)
     constraints = ds.n_classes * len(ds.x_train)
     check(n_params > constraints,
           f"the model has {n_params} parameters for q·n = {ds.n_classes}·{len(ds.x_train)} = {constraints} fit constraints; "
