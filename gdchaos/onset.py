@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
+from omegaconf import DictConfig
 
 from gdchaos.analyses import onset
-from gdchaos.analyses.onset import RULES
+from gdchaos.analyses.onset import RULES, OnsetResult, RangeTest, TauValidation
 from gdchaos.cli.app import compose_config, hydra_app
 from gdchaos.core.config import integer, number, select
 from gdchaos.core.errors import check
@@ -42,12 +45,16 @@ from gdchaos.experiments.results import dataset, write
 from gdchaos.experiments.task import build_task
 from gdchaos.figures.onset import save_figure
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
 log = logging.getLogger("gdchaos.onset")
 RESULTS_FILE = "results.nc"
 SUMMARY_FILE = "summary.csv"
 
 
-def validate(cfg) -> None:
+def validate(cfg: DictConfig) -> None:
     """Check every setting before any computation (one-line :class:`~gdchaos.core.errors.ConfigError`)."""
     eta_min = number(cfg, "eta_min", 0.0, strict=True)
     eta_max = number(cfg, "eta_max", 0.0, strict=True)
@@ -97,7 +104,8 @@ def _nan(x) -> float:
     return float("nan") if x is None else float(x)
 
 
-def to_dataset(result, range_test=None, validation=None, attrs: dict | None = None):
+def to_dataset(result: OnsetResult, range_test: RangeTest | None = None, validation: TauValidation | None = None,
+               attrs: dict | None = None) -> xr.Dataset:
     """The search, range test and validation as one results Dataset (:func:`gdchaos.experiments.results.dataset`)."""
 
 
@@ -169,7 +177,8 @@ def to_dataset(result, range_test=None, validation=None, attrs: dict | None = No
     return dataset(data, coords, meta, descriptions)
 
 
-def summary(result, range_test=None, validation=None):
+def summary(result: OnsetResult, range_test: RangeTest | None = None,
+            validation: TauValidation | None = None) -> pd.DataFrame:
     """One row per candidate η: method, η, finder cost, ⟨τ⟩ ± s.e. (pandas DataFrame)."""
     import pandas as pd
 
@@ -193,7 +202,7 @@ def summary(result, range_test=None, validation=None):
     return table
 
 
-def run_onset(cfg, output_dir):
+def run_onset(cfg: DictConfig, output_dir: str | Path) -> OnsetResult:
     """Search, range test, validation; write ``results.nc``, ``summary.csv`` and ``onset.png`` into ``output_dir``."""
     from omegaconf import OmegaConf
 

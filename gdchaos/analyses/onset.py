@@ -51,15 +51,17 @@ import functools
 import math
 import time
 from statistics import NormalDist
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gdchaos.analyses.lyapunov.finite import DEFAULT_LENGTHS, DEFAULT_STARTS, check_estimator, check_window_grid, finite_exponents
 from gdchaos.analyses.training_time import first_passage, summarize_tau
 from gdchaos.core.errors import check
+from gdchaos.core.maps import TrainingMap
 from gdchaos.engine import ensemble
 from gdchaos.engine.ensemble import reference_states
 
@@ -73,7 +75,7 @@ RULES = ("steep", "minimum")
 # --------------------------------------------------------------------------- statistics
 
 
-def wilson_interval(m, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(m: ArrayLike, n: ArrayLike, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     r"""Wilson score interval of a binomial proportion p̂ = m/n.
 
     With z = Φ⁻¹(1 − α/2), α = 1 − ``confidence``:
@@ -426,7 +428,7 @@ class FiniteRho:
         self.last_seconds = (0.0, 0.0)
         self.compile_seconds = self.run_seconds = 0.0
 
-    def __call__(self, etas) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, etas: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
         task = self.task
         result = ensemble.run(
@@ -443,7 +445,7 @@ class FiniteRho:
         return kept.mean(axis=-1), np.full(kept.shape[0], self.n_ic)
 
 
-def finite_rho(task, **kwargs) -> FiniteRho:
+def finite_rho(task: Any, **kwargs: Any) -> FiniteRho:
     """:class:`FiniteRho` of ``task`` (keyword arguments as there).
 
     Example:
@@ -564,7 +566,7 @@ def _range_program(tmap, num_it: int):
 
 
 def lr_range_test(
-    tmap,
+    tmap: TrainingMap,
     init_params: Callable,
     *,
     eta_min: float = 1e-4,
@@ -656,7 +658,7 @@ class TauValidation(NamedTuple):
     run_seconds: float
 
 
-def validate_tau(task, etas, *, n_ic: int = 20, steps: int = 1000, seed: int = 1, target: float | None = None,
+def validate_tau(task: Any, etas: ArrayLike, *, n_ic: int = 20, steps: int = 1000, seed: int = 1, target: float | None = None,
                  chunk: int = 250) -> TauValidation:
     r"""Train ``n_ic`` fresh initial conditions (drawn from ``seed``) at each η and measure ⟨τ⟩.
 

@@ -10,12 +10,22 @@ under the user's backend (pyplot-free Agg figures inside :func:`gdchaos.figures.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import numpy as np
 
 from gdchaos.core.errors import check
 from gdchaos.core.fit import line_fit
 from gdchaos.figures.base import subplots
+
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
+    from matplotlib.figure import Figure
+
+    from gdchaos.analyses.timeseries import KantzResult
+    from gdchaos.analyses.weights import Displacement, PostLearningResult, Trajectory
+    from gdchaos.core.tree import PyTree
 
 
 def _leaf_name(path) -> str:
@@ -26,7 +36,7 @@ def _named_leaves(tree):
     return [(_leaf_name(path), np.asarray(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def plot_ablation(importance, *, title: str = "", relative: bool = False):
+def plot_ablation(importance: PyTree, *, title: str = "", relative: bool = False) -> Figure:
     """Heatmap of ablation importance ΔL per weight, one panel per 2-D leaf (kernels).
 
     Rows are output units j, columns input units i (the weight w_ji), as in
@@ -61,7 +71,7 @@ def plot_ablation(importance, *, title: str = "", relative: bool = False):
     return fig
 
 
-def plot_displacement(displacement, *, title: str = ""):
+def plot_displacement(displacement: Displacement, *, title: str = "") -> Figure:
     """Scatter of per-weight displacement Δw against path length D_w, one colour per leaf (log–log).
 
     Example:
@@ -92,7 +102,7 @@ def plot_displacement(displacement, *, title: str = ""):
     return fig
 
 
-def plot_regime_gallery(eta, trajectory, *, labels: dict | None = None, title: str = ""):
+def plot_regime_gallery(eta: ArrayLike, trajectory: Trajectory, *, labels: dict | None = None, title: str = "") -> Figure:
     """Loss (top row, log scale) and weight norm ‖θ‖ (bottom row) vs update, one column per η.
 
     ``trajectory`` fields are ``(n_eta, n_ic, steps)``; one line per initial condition.
@@ -130,7 +140,7 @@ def plot_regime_gallery(eta, trajectory, *, labels: dict | None = None, title: s
     return fig
 
 
-def plot_acf(acf, band=None, *, title: str = "", level: float = 0.95):
+def plot_acf(acf: ArrayLike, band: ArrayLike | None = None, *, title: str = "", level: float = 0.95) -> Figure:
     """ACF ρ(k) for k ≥ 1 as stems, with the shuffled-surrogate band shaded (danovski2024 Fig. 10, right).
 
     Example:
@@ -156,7 +166,7 @@ def plot_acf(acf, band=None, *, title: str = "", level: float = 0.95):
     return fig
 
 
-def plot_kantz(result, *, title: str = ""):
+def plot_kantz(result: KantzResult, *, title: str = "") -> Figure:
     """Kantz's method: S(k) with its fit, two example points' s_n(k), and Λ_n vs x_n (danovski2024 Fig. 11).
 
     Points whose slope is significant (p < α) are red, the others gray.
@@ -219,7 +229,7 @@ def plot_kantz(result, *, title: str = ""):
     return fig
 
 
-def plot_post_learning(result, *, eta_index: int = 0, eps_index: int = 0, n_ic: int = 3):
+def plot_post_learning(result: PostLearningResult, *, eta_index: int = 0, eps_index: int = 0, n_ic: int = 3) -> Figure:
     """Distances d_j(t) after the perturbation at t₀ (members thin gray, mean black, log scale) per IC,
     with the reference loss on a twin axis (danovski2024 Fig. 6).
 

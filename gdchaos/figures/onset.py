@@ -21,10 +21,15 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gdchaos.analyses.onset import OnsetResult, RangeTest
 from gdchaos.figures.base import for_files, subplots, write_figures
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURE_FILE = "onset.png"
 
@@ -85,7 +90,7 @@ def _range_panel(ax, rt, result) -> None:
     ax.legend(fontsize=7, loc="upper left")
 
 
-def onset_figure(result, range_test=None):
+def onset_figure(result: OnsetResult, range_test: RangeTest | None = None) -> Figure:
     """ρ(η) and the search (left) and, given a :class:`~gdchaos.analyses.onset.RangeTest`, its loss curve (right).
 
     ``result``: an :class:`~gdchaos.analyses.onset.OnsetResult`.
@@ -99,7 +104,7 @@ def onset_figure(result, range_test=None):
     return fig
 
 
-def save_figure(result, range_test, directory: str | Path, name: str = FIGURE_FILE) -> Path:
+def save_figure(result: OnsetResult, range_test: RangeTest | None, directory: str | Path, name: str = FIGURE_FILE) -> Path:
     """Write :func:`onset_figure` as ``directory/name`` (pyplot-free Agg figure); return its path."""
     with for_files():
         fig = onset_figure(result, range_test)
