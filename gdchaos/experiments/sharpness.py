@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,6 @@ def sharpness_sweep(
 
 def validate(cfg: Any) -> None:
     """One-line errors for the ``sharpness.*`` settings."""
-    from collections.abc import Mapping
-
     check(isinstance(cfg.get("sharpness"), Mapping), "analysis=sharpness needs its settings block sharpness: {...}")
     every = integer(cfg, "sharpness.every", 1)
     integer(cfg, "sharpness.k", 1)
