@@ -240,7 +240,7 @@ def test_lambda_eps_figure_is_written_for_two_or_more_eps(synthetic_ds, tmp_path
     content = (tmp_path / "figures" / "lambda_eps.png").read_bytes()
     assert content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) > 10_000
     drawn = []
-    monkeypatch.setattr("gdchaos.figures.base.write_figures", lambda figures, directory: drawn.extend(figures) or [])
+    monkeypatch.setattr("gdchaos.experiments.registry.write_figures", lambda figures, directory: drawn.extend(figures) or [])
     registry.save_figures(synthetic_ds.isel(eps=[0]), tmp_path / "one")
     assert "summary.png" in drawn and "lambda_eps.png" not in drawn  # one ε: no λ_nMLE(ε) figure
 
