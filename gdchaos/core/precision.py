@@ -43,7 +43,7 @@ def enable_float64() -> None:
         raise PrecisionError(
             "float64 is unavailable on TPU, and the finite-eps method at eps < "
             f"{FLOAT64_EPS_THRESHOLD:g} needs it (smaller perturbations round away in "
-            "float32). Use the tangent method instead (method=tangent), which is exact "
+            "float32). Use the tangent method instead (analysis=tangent), which is exact "
             "as eps -> 0 and float32-safe, or raise eps."
         )
     jax.config.update("jax_enable_x64", True)

@@ -27,7 +27,7 @@ def add_window_matched_tangent(ds: xr.Dataset) -> xr.Dataset:
     of training; the tangent λ_max averages over the whole run. Averaging the tangent
     log-stretch ln|R_11(t)| over the same window makes the two directly comparable
     (they agree where ε is small enough for the linearization to hold). Needs a
-    Dataset with both methods on the same initial conditions (``method=both``) and a
+    Dataset with both methods on the same initial conditions (``analysis=both``) and a
     tangent run with ``renorm_every = 1`` (with r > 1 the log-stretch of r updates lands
     on every r-th update, so a window cannot be matched update by update).
     """
