@@ -5,26 +5,9 @@ matplotlib Figure; :func:`finite_figures`, :func:`tangent_figures` and
 :func:`sharpness_figures` are each analysis's set, which
 :func:`gdchaos.experiments.registry.save_figures` writes.
 
-Importing gdchaos loads neither matplotlib nor pyplot and never selects a backend.
-A figure function called directly loads pyplot on first use and returns a pyplot
-figure under *your* backend (``plt.show()``, notebooks' inline display and
-``fig.savefig`` work as usual). Inside :func:`gdchaos.figures.base.for_files` (the sweep's figure writer)
-draws pyplot-free ``matplotlib.figure.Figure`` objects on an Agg canvas instead:
-no GUI, no figure registry, no global state, whatever the backend (the shared
-machinery of :mod:`gdchaos.figures.base`).
-
-Example:
-    >>> import matplotlib, tempfile
-    >>> from gdchaos.figures.base import for_files, subplots, write_figures
-    >>> backend = matplotlib.get_backend()
-    >>> with for_files():
-    ...     fig, ax = subplots(figsize=(2, 2))
-    >>> fig.canvas.manager is None, type(fig.canvas).__name__
-    (True, 'FigureCanvasAgg')
-    >>> [p.name for p in write_figures({"a.png": fig}, tempfile.mkdtemp())]
-    ['a.png']
-    >>> matplotlib.get_backend() == backend
-    True
+Called directly, a figure function returns a pyplot figure under your backend; inside
+:func:`gdchaos.figures.base.for_files` (how the sweep writes its files) a pyplot-free Agg
+figure. Importing this module loads no matplotlib (see :mod:`gdchaos.figures.base`).
 """
 
 from __future__ import annotations
