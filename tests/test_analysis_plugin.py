@@ -118,6 +118,8 @@ def test_registries_refuse_a_second_registration_without_overwrite():
         register_analysis(Analysis("final_loss", run))
     with pytest.raises(ConfigError, match="already registered"):
         register_optimizer("adam", optax.adam)
+    with pytest.raises(ConfigError, match="shipped config"):
+        register_analysis(Analysis("finite", run, config={"steps": 1}), overwrite=True)
     assert {"finite", "tangent", "both", "sharpness", "final_loss"} <= set(registry.analysis_names())
     assert {"sgd", "adam", "cgd", "halved_sgd"} <= set(optimizer_names())
 
@@ -133,3 +135,12 @@ def test_cgd_by_name_prunes_the_chaotic_directions_of_a_quadratic():
     np.testing.assert_allclose(p + updates, [1.0, 1.0 - 0.5, 1.0], atol=1e-6)  # only the stable a = 0.5 moves
     with pytest.raises(ConfigError, match="takes no options"):
         optimizer("adam", options={"which": "chaotic"})
+
+
+def test_an_analysis_without_summary_columns_still_saves(tmp_path):
+    """summary=() must not stop results.nc from being written (the table then lists the η grid)."""
+    register_analysis(Analysis("no_summary", run), overwrite=True)
+    ds = results.dataset({"x": (("eta",), [1.0, 2.0])}, {"eta": [0.1, 1.0]}, {"analysis": "no_summary"})
+    results.save(ds, tmp_path)
+    assert results.load(tmp_path).x.values.tolist() == [1.0, 2.0]
+    assert pd.read_csv(tmp_path / "summary.csv").eta.tolist() == [0.1, 1.0]

@@ -95,6 +95,9 @@ def register_analysis(analysis: Analysis, *, overwrite: bool = False) -> Analysi
     check(analysis.name.isidentifier(), f"an analysis name must be an identifier; got {analysis.name!r}")
     check(overwrite or analysis.name not in _ANALYSES,
           f"an analysis named {analysis.name!r} is already registered; pass overwrite=True to replace it")
+    check(analysis.config is None or analysis.name not in _config_files(),
+          f"analysis {analysis.name!r} has a shipped config conf/analysis/{analysis.name}.yaml; a second one in "
+          "config= would make which one Hydra composes ambiguous: drop config= or choose another name")
     _ANALYSES[analysis.name] = analysis
     if analysis.config is not None:
         from hydra.core.config_store import ConfigStore

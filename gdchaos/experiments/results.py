@@ -408,6 +408,8 @@ def upgrade_v1(ds: xr.Dataset) -> xr.Dataset:
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """The ``summary.csv`` table: one row per (η[, ε]) with the summary variables of ``ds``'s analysis, and ``n_ic``."""
     names = summary_columns(ds)
+    if not names:  # an analysis without summary variables: one row per η, so summary.csv still lists the grid
+        return pd.DataFrame({"eta": ds.eta.values} if "eta" in ds.coords else {})
     table = ds[names].to_dataframe().reset_index()
     if "ic" in ds.sizes:
         table.insert(len(table.columns) - len(names), "n_ic", ds.sizes["ic"])
